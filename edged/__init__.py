@@ -1,0 +1,3 @@
+"""edged: durable Conductor workflows for edge gateways."""
+
+__version__ = "0.1.0"
