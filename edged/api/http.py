@@ -1,0 +1,234 @@
+"""A small HTTP/1.1 server: h11 for the protocol, Trio for the bytes.
+
+Theory of operation.  ``serve_http`` binds the listeners, reports the bound
+(host, port) through ``task_status`` and runs one accept loop per listener;
+every accepted connection gets one task in the server's nursery, so cancelling
+``serve_http`` cancels every connection with it (each closes its socket on the
+way out).  A connection loops over one request/response cycle at a time:
+
+1. **idle**: wait up to ``idle_timeout_s`` for the first byte of the next
+   request (keep-alive).  Silence closes the connection without a word.
+2. **head**: from the first byte, the whole request head must arrive within
+   ``header_timeout_s`` (slowloris) and fit in ``max_header_bytes`` (h11's
+   ``max_incomplete_event_size``; 431 otherwise).
+3. **body**: a declared Content-Length above ``max_body_bytes`` is refused
+   with 413 before a byte of body is read; chunked bodies are counted while they
+   stream and refused the moment they pass the limit.  The body must arrive
+   within ``body_timeout_s``.
+4. **respond**: the application gets one complete ``Request`` and returns a
+   ``Response`` (sent with Content-Length, in one write) or a
+   ``StreamingResponse`` (chunked).  An exception from the application is
+   logged and becomes a generic 500: tracebacks never reach the client.
+5. **next**: when both sides are DONE and neither asked to close, h11 starts
+   the next cycle; pipelined requests already in h11's buffer are served in
+   order without another read.
+
+"The peer did it wrong" (malformed request, oversized, too slow) gets a JSON
+error with ``Connection: close``; then we half-close and drain briefly
+(lingering close) so the client reads the error instead of a TCP reset.
+"We did it wrong" inside a connection is logged and ends only that connection.
+Above ``max_connections`` a new connection gets 503 and is closed: the stated
+behaviour at the limit is "reject new", so clients learn it at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+import trio
+
+from edged.api.messages import AnyResponse, Request, error_response
+from edged.api.wire import HttpConnection, HttpLimits, PeerGone, Rejected
+
+log = logging.getLogger("edged.api.http")
+
+Handler = Callable[[Request], Awaitable[AnyResponse]]
+
+# accept() fails with these when the process or the kernel is out of
+# descriptors or buffers; back off instead of spinning or crashing.
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_BACKOFF_S = 0.1
+
+
+@dataclass(slots=True)
+class HttpStatistics:
+    """Counters since the App was made; ``App.statistics()`` returns a copy."""
+
+    connections_open: int = 0
+    connections_accepted: int = 0
+    connections_refused: int = 0
+    requests: int = 0
+    rejected_requests: int = 0
+    unauthorized: int = 0
+    app_errors: int = 0
+
+
+@dataclass(slots=True)
+class App:
+    """What the server serves: a request handler and an optional bearer token.
+
+    When ``auth_token`` is set, every request except ``GET``/``HEAD /health``
+    must carry ``Authorization: Bearer <token>``; others get a 401 JSON error.
+    """
+
+    handler: Handler
+    auth_token: str | None = None
+    stats: HttpStatistics = field(default_factory=HttpStatistics)
+
+    def statistics(self) -> HttpStatistics:
+        return replace(self.stats)
+
+    def is_authorized(self, request: Request) -> bool:
+        if self.auth_token is None:
+            return True
+        if request.path == "/health" and request.method in ("GET", "HEAD"):
+            return True
+        supplied = request.header("authorization") or ""
+        scheme, _, token = supplied.partition(" ")
+        # compare_digest: the time taken must not reveal how much of a guess matched.
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.auth_token.encode()
+        )
+
+
+async def serve_http(
+    app: App,
+    host: str,
+    port: int,
+    *,
+    limits: HttpLimits = HttpLimits(),  # noqa: B008 - frozen, so sharing it is safe
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on host:port until cancelled; reports the bound (host, port).
+
+    ``port=0`` picks a free port.  ``host`` may be an IPv4 or IPv6 literal or a
+    name; a name resolving to several addresses gets one listener per address
+    (with ``port=0`` each may get a different port; the first is reported).
+    """
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()
+    server = _Server(app, limits)
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(server.accept_loop, listener)
+        task_status.started((str(bound[0]), int(bound[1])))
+
+
+async def serve_http_connection(
+    app: App,
+    stream: trio.abc.Stream,
+    *,
+    limits: HttpLimits = HttpLimits(),  # noqa: B008 - frozen, so sharing it is safe
+    client: tuple[str, int] | None = None,
+) -> None:
+    """Serve one already-accepted connection until it closes (for tests and tunnels)."""
+    await _Server(app, limits).serve_connection(stream, client)
+
+
+class _Server:
+    def __init__(self, app: App, limits: HttpLimits) -> None:
+        self.app = app
+        self.limits = limits
+        self.refusing = 0
+
+    async def accept_loop(self, listener: trio.SocketListener) -> None:
+        stats = self.app.stats
+        async with listener, trio.open_nursery() as nursery:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    log.warning("accept failed (%s); backing off", errno.errorcode[exc.errno])
+                    await trio.sleep(_ACCEPT_BACKOFF_S)
+                    continue
+                client = _peer_of(stream)
+                if stats.connections_open >= self.limits.max_connections:
+                    stats.connections_refused += 1
+                    nursery.start_soon(self.refuse, stream)
+                    continue
+                stats.connections_open += 1
+                stats.connections_accepted += 1
+                nursery.start_soon(self.serve_counted, stream, client)
+
+    async def serve_counted(
+        self, stream: trio.SocketStream, client: tuple[str, int] | None
+    ) -> None:
+        try:
+            await self.serve_connection(stream, client)
+        finally:
+            self.app.stats.connections_open -= 1
+
+    async def refuse(self, stream: trio.SocketStream) -> None:
+        # Refusals are bounded too: past the limit, drop without a reply.
+        if self.refusing >= self.limits.max_connections:
+            await trio.aclose_forcefully(stream)
+            return
+        self.refusing += 1
+        try:
+            wire = HttpConnection(stream, self.limits)
+            await wire.reject(Rejected(503, "too many connections", retryable=True))
+        finally:
+            self.refusing -= 1
+
+    async def serve_connection(
+        self, stream: trio.abc.Stream, client: tuple[str, int] | None
+    ) -> None:
+        wire = HttpConnection(stream, self.limits)
+        try:
+            while True:
+                request = await wire.receive_request(client)
+                if request is None:
+                    break
+                self.app.stats.requests += 1
+                response = await self.respond(request)
+                if not await wire.send_response(request, response):
+                    break
+        except Rejected as rejected:
+            self.app.stats.rejected_requests += 1
+            await wire.reject(rejected)
+            return
+        except PeerGone:
+            pass
+        except Exception:
+            # A bug of ours: end this connection, keep the server.
+            log.exception("HTTP connection from %s failed", client)
+        await wire.close()
+
+    async def respond(self, request: Request) -> AnyResponse:
+        if not self.app.is_authorized(request):
+            self.app.stats.unauthorized += 1
+            return error_response(
+                401,
+                "missing or wrong bearer token",
+                headers=(("www-authenticate", 'Bearer realm="edged"'),),
+            )
+        try:
+            return await self.app.handler(request)
+        except Exception:
+            self.app.stats.app_errors += 1
+            log.exception("handler failed for %s %s", request.method, request.path)
+            return error_response(500, "internal server error")
+
+
+def _peer_of(stream: trio.SocketStream) -> tuple[str, int] | None:
+    try:
+        peer = stream.socket.getpeername()
+    except OSError:  # the peer already left
+        return None
+    return (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+
+
+__all__ = [
+    "App",
+    "Handler",
+    "HttpLimits",
+    "HttpStatistics",
+    "serve_http",
+    "serve_http_connection",
+]
