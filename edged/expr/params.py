@@ -1,0 +1,335 @@
+"""Conductor parameter wiring: `${workflow.input.x}` templates, as ParametersUtils does it.
+
+Theory of operation
+-------------------
+`resolve(template, ctx)` walks dicts and lists and rebuilds them (the
+template is never mutated; referenced containers are copied).  Dict keys and
+non-string scalars pass through.  Each string is compiled once into a
+`_Template` (bounded LRU) of literal text and references; rendering then does
+one lookup per reference.
+
+Matching follows ParametersUtils.replaceVariables (conductor-oss, checked
+against its regex and Jayway json-path 2.10 run on a JVM):
+
+* A reference starts at `${` whose `$` is not itself preceded by `$`, and ends
+  at the `}` that balances the first `{` (every `{`/`}` counts, so nested
+  `${a.${b}}` references work: the inner one is resolved first, as text, and
+  the result is the outer path).  If a `${` is never balanced, scanning stops
+  there and the rest of the string is literal (Java's regex behaves so).
+* A string that is exactly one reference keeps the referenced value's type.
+  Otherwise each value is printed as Java's `Objects.toString` prints the
+  object Conductor holds: null -> `null`, booleans `true`/`false`, floats as
+  Java doubles (`1.0`, `1.0E20`), objects `{a=1, b=[1, 2]}`, arrays
+  `[1, two]`; the array that an indefinite path (`[*]`, `..`, slices)
+  produces prints as JSON (`[1,"two"]`, `/` escaped as `\\/`) because Jayway
+  returns a json-smart array there.
+* After substitution every `$${` in the whole string becomes `${` (so `$${x}`
+  is the literal `${x}`); a lone reference string is returned without that
+  step, as in Java.
+* Blank references (`${}`, `${  }`) become the empty string.  An unclosed
+  `${` stays literal.  A path Jayway rejects (`${a[}`, `${{x}}`,
+  `${ x }`) and a missing path give null; `${a..b}` is a valid deep scan
+  (a list, `[]` when nothing matches).
+* `${CPEWF_TASK_ID}` is the task id; with no task id the reference stays
+  literal (Java adds no replacement).
+
+Deliberate differences
+----------------------
+* Conductor checks JVM environment variables and system properties before the
+  document, for the whole path.  edged looks in `ctx` first and only then in
+  the allow-listed `env` mapping, by root name (`${HOME}`, `${SITE.x}` reads
+  `.x` of a string: null).  NETFLIX_ENV / NETFLIX_STACK are not special.
+* `workflow.secrets.*` and `workflow.env.*` are not special (plain lookups).
+* Objects print in insertion order; Java prints its HashMaps in hash order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Final
+
+from edged.expr.jsonpath import MISSING, CompiledPath, PathSyntaxError, compile_path
+
+__all__ = ["find_references", "java_str", "resolve"]
+
+TASK_ID_REFERENCE: Final = "CPEWF_TASK_ID"
+_EMPTY_ENV: Final[Mapping[str, str]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """One `${...}`: its original text and how to find its value."""
+
+    text: str  # the whole match, `${...}`, kept for the no-task-id case
+    path_text: str  # between the braces, `$${` already unescaped, if static
+    path: CompiledPath | None  # None: blank, CPEWF_TASK_ID, invalid, or dynamic
+    nested: _Template | None  # set when the path itself contains references
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    parts: tuple[str | _Ref, ...]
+    whole: bool  # exactly one reference spanning the string
+
+
+def _spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while True:
+        start = text.find("${", pos)
+        if start < 0:
+            return spans
+        if start > 0 and text[start - 1] == "$":
+            pos = start + 1  # `$${` is an escape, not a reference
+            continue
+        depth = 0
+        end = -1
+        for at in range(start + 1, len(text)):
+            ch = text[at]
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    end = at
+                    break
+        if end < 0:
+            return spans  # unbalanced: Java's regex finds nothing further
+        spans.append((start, end + 1))
+        pos = end + 1
+
+
+@lru_cache(maxsize=8192)
+def _compile(text: str) -> _Template:
+    parts: list[str | _Ref] = []
+    pos = 0
+    spans = _spans(text)
+    for start, end in spans:
+        if start > pos:
+            parts.append(text[pos:start])
+        inner = text[start + 2 : end - 1]
+        nested = _compile(inner) if _spans(inner) else None
+        path_text = inner.replace("$${", "${")
+        path: CompiledPath | None = None
+        if nested is None and path_text.strip() and path_text != TASK_ID_REFERENCE:
+            try:
+                path = compile_path(path_text)
+            except PathSyntaxError:
+                path = None
+        parts.append(_Ref(text[start:end], path_text, path, nested))
+        pos = end
+    if pos < len(text):
+        parts.append(text[pos:])
+    whole = len(spans) == 1 and spans[0] == (0, len(text))
+    return _Template(tuple(parts), whole)
+
+
+class _Resolver:
+    """Holds the lookup sources for one `resolve` call."""
+
+    __slots__ = ("ctx", "env", "task_id")
+
+    def __init__(self, ctx: Mapping[str, Any], env: Mapping[str, str], task_id: str | None):
+        self.ctx = ctx
+        self.env = env
+        self.task_id = task_id
+
+    def walk(self, value: Any) -> Any:
+        if isinstance(value, str):
+            if "${" not in value:
+                return value
+            return self.render(_compile(value), top=True)
+        if isinstance(value, dict):
+            return {key: self.walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.walk(item) for item in value]
+        return value
+
+    def render(self, template: _Template, *, top: bool) -> Any:
+        if template.whole and top:
+            ref = template.parts[0]
+            assert isinstance(ref, _Ref)
+            found, value, _ = self.lookup(ref)
+            return _copy(value) if found else _unescape(ref.text)
+        pieces: list[str] = []
+        for part in template.parts:
+            if isinstance(part, str):
+                pieces.append(part)
+                continue
+            found, value, as_json = self.lookup(part)
+            if not found:
+                pieces.append(part.text)
+            elif as_json:
+                pieces.append(_json_str(value))
+            else:
+                pieces.append(java_str(value))
+        return _unescape("".join(pieces))
+
+    def lookup(self, ref: _Ref) -> tuple[bool, Any, bool]:
+        """(replaced?, value, print-as-JSON?) for one reference."""
+        path = ref.path
+        path_text = ref.path_text
+        if ref.nested is not None:
+            path_text = str(self.render(ref.nested, top=False))
+            path = None
+            if path_text.strip() and path_text != TASK_ID_REFERENCE:
+                try:
+                    path = compile_path(path_text)
+                except PathSyntaxError:
+                    return True, None, False
+        if not path_text.strip():
+            return True, "", False
+        if path_text == TASK_ID_REFERENCE:
+            return self.task_id is not None, self.task_id, False
+        if path is None:
+            return True, None, False  # Jayway rejected the path: null
+        root = path.root
+        if root is None:
+            return True, path.read_unrooted(), path.yields_array
+        value = self.ctx.get(root, MISSING)
+        if value is MISSING:
+            value = self.env.get(root, MISSING)
+        return True, path.read(value), path.yields_array
+
+
+def _unescape(text: str) -> str:
+    return text.replace("$${", "${") if "$${" in text else text
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copy(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _copy(value[key]) for key in value}
+    return value
+
+
+def resolve(
+    template: Any,
+    ctx: Mapping[str, Any],
+    *,
+    task_id: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """Resolve every `${...}` in `template` against `ctx` (then `env`); never raises.
+
+    `ctx` is only probed with `get`, never iterated, so it may be lazy.
+    """
+    return _Resolver(ctx, env if env is not None else _EMPTY_ENV, task_id).walk(template)
+
+
+def find_references(template: Any) -> list[str]:
+    """Every reference path in `template`, in order; nested ones after their outer one.
+
+    A reference whose path is built from another (`${a.${b}}`) is listed as
+    written (`a.${b}`), followed by the inner `b`.  Blank references are skipped.
+    """
+    found: list[str] = []
+    _collect(template, found)
+    return found
+
+
+def _collect(value: Any, found: list[str]) -> None:
+    if isinstance(value, str):
+        if "${" in value:
+            _collect_template(_compile(value), found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, found)
+
+
+def _collect_template(template: _Template, found: list[str]) -> None:
+    for part in template.parts:
+        if isinstance(part, _Ref) and part.path_text.strip():
+            found.append(part.path_text)
+            if part.nested is not None:
+                _collect_template(part.nested, found)
+
+
+def java_double(value: float) -> str:
+    """Java's Double.toString (shortest digits, as JDK 19+ prints them)."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    magnitude = abs(value)
+    if value == 0 or 1e-3 <= magnitude < 1e7:
+        return repr(value)  # Python also prints this range as plain decimals
+    _sign, digits, exponent = Decimal(repr(magnitude)).as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    power = len(digits) - 1 + exponent
+    mantissa = text[0] + "." + (text[1:] or "0")
+    return ("-" if value < 0 else "") + f"{mantissa}E{power}"
+
+
+def java_str(value: Any) -> str:
+    """`Objects.toString` of the Java object Conductor would hold for a JSON value."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return java_double(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{java_str(k)}={java_str(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(java_str(item) for item in value) + "]"
+    return str(value)
+
+
+_JSON_SMART_ESCAPES: Final = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def _json_smart_string(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        escaped = _JSON_SMART_ESCAPES.get(ch)
+        if escaped is not None:
+            out.append(escaped)
+        elif ch < " " or "\x7f" <= ch <= "\x9f" or "\u2000" <= ch <= "\u20ff":
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _json_str(value: Any) -> str:
+    """JSON as json-smart prints Jayway's result arrays (no spaces, `\\/`, Java doubles)."""
+    if value is None or isinstance(value, (bool, int)):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return java_double(value)
+    if isinstance(value, str):
+        return _json_smart_string(value)
+    if isinstance(value, Mapping):
+        items = (f"{_json_smart_string(str(k))}:{_json_str(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_json_str(item) for item in value) + "]"
+    return _json_smart_string(str(value))
