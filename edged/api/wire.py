@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -152,7 +153,8 @@ class HttpConnection:
             status = exc.error_status_hint
             if status == 431:
                 raise Rejected(431, "request head too large") from exc
-            raise Rejected(status, f"malformed request: {exc}") from exc
+            # h11's message may quote the peer's bytes: keep the echo short.
+            raise Rejected(status, f"malformed request: {str(exc)[:120]}") from exc
 
     async def _receive_into_h11(self) -> None:
         try:
@@ -263,10 +265,17 @@ def _h11_head(
         if length is not None:
             raw = [item for item in raw if item[0].lower() != b"content-length"]
             raw.append((b"content-length", str(length).encode()))
-        return h11.Response(status_code=status, headers=raw)
+        return h11.Response(status_code=status, headers=raw, reason=_reason(status))
     except (UnicodeEncodeError, h11.LocalProtocolError):
         log.exception("handler produced an invalid response head (status %r)", status)
         return None
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:  # a status the stdlib does not know: the phrase is optional
+        return b""
 
 
 def _declared_length(head: h11.Request) -> int | None:
