@@ -1,0 +1,391 @@
+"""The writer thread: one connection, group commit, failure isolation, fault points.
+
+Theory of operation
+-------------------
+One dedicated OS thread owns the only write connection.  Trio tasks hand it
+requests through a thread-safe queue and wait on a `Completion`; the thread
+wakes them with ONE ``TrioToken.run_sync_soon`` per transaction, so the Trio
+loop never blocks on SQLite and a wake-up costs the loop almost nothing.
+
+Loop: block until a request arrives, then move everything queued at that
+moment into a local backlog and take its head:
+
+* a run of commit requests (at most ``max_group_batches``) becomes ONE
+  transaction and one fsync (group commit).  If that transaction fails, it is
+  rolled back and every batch of the group is retried alone, so one bad batch
+  (or one that does not fit) cannot fail its neighbours; only batches that
+  fail alone report an error, and for those nothing was applied.
+* a prune request deletes one chunk per transaction and, if more is due, goes
+  back to the END of the backlog, so commits queued meanwhile go first and a
+  big prune never holds the writer for long.
+* a call request runs a function on the connection (pragmas, checkpoints).
+* a stop request ends the loop after everything queued before it.
+
+Fault points (`fault_points`, name -> callable, run on this thread):
+
+* ``before_commit`` -- inside the transaction, all statements done, before
+  COMMIT.  Raising here makes the transaction fail like an I/O error (rolled
+  back; each batch retried alone, which calls the hook again).  A crash test
+  that kills the process here must find none of the group in the journal.
+* ``after_commit`` -- COMMIT returned (durable), waiters not yet woken.
+  Killing the process here must find the whole group.  Raising here is
+  treated as a writer crash: the thread stops, every waiter (this group's
+  too) gets `JournalError` with outcome unknown, and later commits are refused.
+
+Both fire for every write transaction: groups, lone retries and prune chunks.
+An unexpected error outside a transaction also stops the writer the same way:
+the daemon is meant to exit and recover from the journal, not limp on.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from edged.errors import JournalError, JournalFull
+from edged.journal.apply import (
+    PreparedBatch,
+    apply_segment,
+    delete_executions,
+    select_prune_chunk,
+    split_segments,
+)
+from edged.journal.rows import CommitResult, JournalSettings
+from edged.journal.schema import apply_size_limit
+
+__all__ = [
+    "CallRequest",
+    "CommitRequest",
+    "Completion",
+    "PruneRequest",
+    "WriterStats",
+    "WriterThread",
+]
+
+# Pages handed back to the OS after a prune that removed a full chunk or more (~8 MB).
+_VACUUM_PAGES_AFTER_PRUNE = 2_048
+
+
+class Completion:
+    """Where the writer leaves one request's outcome; set on the Trio thread."""
+
+    __slots__ = ("error", "event", "on_done", "value")
+
+    def __init__(self, on_done: Callable[[], None] | None = None) -> None:
+        self.event = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.on_done = on_done
+
+    def settle(self, value: Any, error: BaseException | None) -> None:
+        if self.event.is_set():
+            return  # a crash after a lone retry succeeded may report it twice
+        self.value, self.error = value, error
+        self.event.set()
+        if self.on_done is not None:
+            self.on_done()
+
+
+@dataclass(slots=True)
+class CommitRequest:
+    batch: PreparedBatch
+    done: Completion
+
+
+@dataclass(slots=True)
+class PruneRequest:
+    now_ms: int
+    done: Completion
+    removed: int = 0
+
+
+@dataclass(slots=True)
+class CallRequest:
+    fn: Callable[[sqlite3.Connection], Any]
+    done: Completion
+
+
+_STOP = object()
+Outcome = tuple[Completion, Any, BaseException | None]
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters, written only by the writer thread (under `lock`)."""
+
+    lock: threading.Lock
+    commits: int = 0
+    batches_committed: int = 0
+    batches_merged: int = 0
+    failures: int = 0
+    rows_written: int = 0
+    last_commit_ms: float = 0.0
+    total_commit_ms: float = 0.0
+    max_commit_ms: float = 0.0
+    executions_pruned: int = 0
+    history_dropped: int = 0
+    last_failure: str | None = None
+    group_sizes: dict[int, int] = field(default_factory=dict)  # bucket -> committed groups
+
+
+def _as_journal_error(exc: BaseException) -> JournalError:
+    if isinstance(exc, JournalError):
+        return exc
+    if (
+        isinstance(exc, sqlite3.Error)
+        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    ):
+        error: JournalError = JournalFull(f"journal storage full: {exc}")
+    else:
+        error = JournalError(f"journal write failed: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+class WriterThread:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        settings: JournalSettings,
+        fault_points: Mapping[str, Callable[[], None]],
+    ) -> None:
+        self._conn = conn
+        self._settings = settings
+        self._faults = dict(fault_points)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._backlog: deque[object] = deque()
+        self._token = trio.lowlevel.current_trio_token()
+        self.stats = WriterStats(threading.Lock())
+        self.stopped_reason: str | None = None
+        # Requests taken off the backlog and not yet answered: failed too if the writer dies.
+        self._inflight: list[Completion] = []
+        self._thread = threading.Thread(target=self._run, name="edged-journal-writer", daemon=True)
+
+    # ---- Trio side -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, request: object) -> None:
+        if self.stopped_reason is not None:
+            raise JournalError(f"journal writer stopped: {self.stopped_reason}")
+        self._queue.put(request)
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() + len(self._backlog)
+
+    # ---- writer thread ---------------------------------------------------------
+
+    def _wake(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        # If the Trio run is over nobody is left to tell; the data is durable (or rolled back).
+        with suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(_settle_all, outcomes)
+
+    def _fault(self, name: str) -> None:
+        hook = self._faults.get(name)
+        if hook is not None:
+            hook()
+
+    def _transaction(self, work: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            result = work()
+            self._fault("before_commit")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                # SQLite may already have rolled back (e.g. after an I/O error).
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        with self.stats.lock:
+            self.stats.commits += 1
+            self.stats.last_commit_ms = elapsed_ms
+            self.stats.total_commit_ms += elapsed_ms
+            self.stats.max_commit_ms = max(self.stats.max_commit_ms, elapsed_ms)
+        return result
+
+    def _apply_group(self, group: list[CommitRequest]) -> list[CommitResult]:
+        results: list[CommitResult] = []
+        dropped = 0
+        max_history = self._settings.max_history_per_execution
+        for segment in split_segments([r.batch for r in group]):
+            outcome = apply_segment(self._conn, segment, max_history)
+            dropped += outcome.history_dropped
+            results += map(CommitResult, outcome.history_ids, outcome.outbox_ids)
+        with self.stats.lock:
+            self.stats.history_dropped += dropped
+        return results
+
+    def _commit_group(self, group: list[CommitRequest]) -> None:
+        try:
+            results = self._transaction(lambda: self._apply_group(group))
+        except Exception as exc:
+            if len(group) == 1:
+                self._record(group, failed=_as_journal_error(exc))
+                return
+            for request in group:  # isolate: retry each batch alone
+                try:
+                    result = self._transaction(lambda r=request: self._apply_group([r]))  # type: ignore[misc]
+                except Exception as lone_exc:
+                    self._record([request], failed=_as_journal_error(lone_exc))
+                else:
+                    self._record([request], results=result)
+            return
+        self._record(group, results=results)
+
+    def _record(
+        self,
+        group: list[CommitRequest],
+        *,
+        results: list[CommitResult] | None = None,
+        failed: JournalError | None = None,
+    ) -> None:
+        with self.stats.lock:
+            if failed is not None:
+                self.stats.failures += len(group)
+                self.stats.last_failure = str(failed)
+            else:
+                self.stats.batches_committed += len(group)
+                if len(group) > 1:
+                    self.stats.batches_merged += len(group)
+                self.stats.rows_written += sum(r.batch.rows for r in group)
+                bucket = 1 << (len(group).bit_length() - 1)
+                self.stats.group_sizes[bucket] = self.stats.group_sizes.get(bucket, 0) + 1
+        if failed is None:
+            self._fault("after_commit")
+            assert results is not None
+            self._wake([(r.done, res, None) for r, res in zip(group, results, strict=True)])
+        else:
+            self._wake([(r.done, None, failed) for r in group])
+
+    def _prune_step(self, request: PruneRequest) -> None:
+        cutoff_ms = request.now_ms - self._settings.retention_max_age_ms
+        chunk = self._settings.prune_chunk_executions
+
+        def work() -> int:
+            ids = select_prune_chunk(
+                self._conn,
+                cutoff_ms=cutoff_ms,
+                max_count=self._settings.retention_max_count,
+                chunk=chunk,
+            )
+            delete_executions(self._conn, ids)
+            return len(ids)
+
+        try:
+            removed: int = self._transaction(work)
+        except Exception as exc:
+            self._wake([(request.done, None, _as_journal_error(exc))])
+            return
+        self._fault("after_commit")
+        request.removed += removed
+        with self.stats.lock:
+            self.stats.executions_pruned += removed
+        if removed == chunk:
+            self._backlog.append(request)  # more may be due: after the commits queued meanwhile
+            return
+        if request.removed >= chunk:
+            # A big prune: give pages back and fold the WAL in now, not at some busy moment.
+            self._conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES_AFTER_PRUNE})")
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._wake([(request.done, request.removed, None)])
+
+    def _take_group(self) -> list[CommitRequest]:
+        group: list[CommitRequest] = []
+        while (
+            self._backlog
+            and isinstance(self._backlog[0], CommitRequest)
+            and len(group) < self._settings.max_group_batches
+        ):
+            group.append(self._backlog.popleft())  # type: ignore[arg-type]
+        return group
+
+    def _run(self) -> None:
+        try:
+            while True:
+                if not self._backlog:
+                    self._backlog.append(self._queue.get())
+                while True:  # everything queued right now joins the backlog
+                    try:
+                        self._backlog.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                head = self._backlog[0]
+                if head is _STOP:
+                    break
+                if isinstance(head, CommitRequest):
+                    group = self._take_group()
+                    self._inflight = [r.done for r in group]
+                    self._commit_group(group)
+                elif isinstance(head, PruneRequest):
+                    self._backlog.popleft()
+                    self._inflight = [head.done]
+                    self._prune_step(head)
+                elif isinstance(head, CallRequest):
+                    self._backlog.popleft()
+                    self._inflight = [head.done]
+                    self._call(head)
+                self._inflight = []
+            self.stopped_reason = "journal closed"
+        except BaseException as exc:
+            self.stopped_reason = f"writer crashed: {exc!r}"
+        finally:
+            self._fail_pending()
+            self._conn.close()
+
+    def _call(self, request: CallRequest) -> None:
+        try:
+            value = request.fn(self._conn)
+        except Exception as exc:
+            self._wake([(request.done, None, _as_journal_error(exc))])
+        else:
+            self._wake([(request.done, value, None)])
+
+    def _fail_pending(self) -> None:
+        error = JournalError(f"journal writer stopped: {self.stopped_reason}; outcome unknown")
+        outcomes: list[Outcome] = [(done, None, error) for done in self._inflight]
+        while True:
+            while self._backlog:
+                item = self._backlog.popleft()
+                if isinstance(item, CommitRequest | PruneRequest | CallRequest):
+                    outcomes.append((item.done, None, error))
+            try:
+                self._backlog.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self._wake(outcomes)
+
+
+def _settle_all(outcomes: list[Outcome]) -> None:
+    for done, value, error in outcomes:
+        done.settle(value, error)
+
+
+def set_size_limit(max_size_bytes: int | None) -> Callable[[sqlite3.Connection], None]:
+    """A CallRequest function changing the storage cap on the writer connection."""
+    return lambda conn: apply_size_limit(conn, max_size_bytes)
