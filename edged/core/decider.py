@@ -1,0 +1,646 @@
+"""The decider: state x event -> state', commands.  Pure.
+
+Theory of operation
+-------------------
+An execution moves forward edge by edge.  `decide()` applies one event to a
+live `Workflow` in place and returns a `Decision`: the commands to carry out,
+the tasks it created or changed, the tasks it removed and the history records
+to append.  The runtime journals all of that in one transaction before it
+acts on any command.
+
+Inside one decision the work is a queue of *finished tasks*: whenever a task
+becomes terminal (a result arrived, a timer fired, or a synchronous operator
+such as SWITCH or INLINE ran while being scheduled) its id is queued, and the
+drain loop handles it: retry it, let it fail the workflow, or advance to the
+next node of the definition (which may schedule more tasks, and so on).  The
+queue replaces recursion, so a DO_WHILE whose body is all synchronous cannot
+overflow the stack; after `step_budget` items the rest of the queue is saved
+in `wf.deferred` and a `ContinueLater` command asks the runtime to come back,
+so one busy execution cannot monopolize the engine.  While the workflow is
+PAUSED finished tasks are recorded but their handling is deferred the same
+way, until resume.
+
+Guarantees the property tests check:
+- no I/O, no clock, no randomness: ids derive from (workflow id, seq);
+- a duplicate or stale event (unknown task, task already terminal, wrong
+  generation, timer whose stamp no longer matches) yields no commands;
+- a terminal workflow absorbs every event except retry/restart/rerun;
+- replaying the same events on the start state reproduces the live state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edged.core import events as ev
+from edged.core.commands import (
+    CancelTask,
+    CancelTimer,
+    Command,
+    ContinueLater,
+    DispatchTask,
+    NotifyParent,
+    StartTimer,
+    StartWorkflow,
+    TerminateWorkflow,
+)
+from edged.core.model import (
+    OPERATOR_TYPES,
+    Task,
+    TaskStatus,
+    Workflow,
+    WorkflowStatus,
+    with_iteration,
+)
+from edged.core.navigate import DefinitionIndex, index_of
+from edged.core.policies import effective_taskdef, max_retries, retry_delay_s, seconds
+from edged.core.views import ExpressionContext, workflow_json
+
+_NS = uuid.UUID("6f1c4d2e-5b7a-4c3e-9a8d-0e2f4b6c8a1d")
+MAX_LOG_LINES = 200
+
+
+def derive_id(*parts: str) -> str:
+    return str(uuid.uuid5(_NS, "/".join(parts)))
+
+
+@dataclass(slots=True)
+class Decision:
+    commands: list[Command] = field(default_factory=list)
+    changed: dict[str, Task] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    workflow_changed: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.commands or self.changed or self.removed or self.workflow_changed)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a task lives: which DO_WHILE iteration, which dynamic fork."""
+
+    loop_id: str | None = None
+    iteration: int = 0
+    fork_id: str | None = None
+
+
+TaskDefLookup = Callable[[str], dict[str, Any] | None]
+
+
+class Decider:
+    def __init__(
+        self,
+        taskdefs: TaskDefLookup | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        step_budget: int = 2000,
+    ) -> None:
+        self.taskdefs: TaskDefLookup = taskdefs or (lambda _name: None)
+        self.env: Mapping[str, str] = env or {}
+        self.step_budget = step_budget
+
+    def decide(self, wf: Workflow, event: ev.Event) -> Decision:
+        tr = Transition(self, wf, event.at_ms)
+        tr.apply(event)
+        return tr.decision
+
+
+class Transition:
+    """One decision in progress: the workflow, the clock reading, the output."""
+
+    def __init__(self, decider: Decider, wf: Workflow, at_ms: int) -> None:
+        self.decider = decider
+        self.wf = wf
+        self.at_ms = at_ms
+        self.decision = Decision()
+        self.queue: deque[str] = deque()
+        self.steps = 0
+        self.index: DefinitionIndex = index_of(wf.definition)
+
+    # ------------------------------------------------------------------ events
+
+    def apply(self, event: ev.Event) -> None:
+        from edged.core import admin
+
+        wf = self.wf
+        match event:
+            case ev.WorkflowStarted():
+                if wf.tasks or wf.status.terminal or wf.root_done:
+                    return
+                self.start()
+            case ev.TaskResultReceived():
+                self.on_result(event)
+            case ev.TaskStarted():
+                self.on_started(event)
+            case ev.TimerFired():
+                self.on_timer(event)
+            case ev.ChildWorkflowEnded():
+                self.on_child_ended(event)
+            case ev.TaskSignaled():
+                self.on_signal(event)
+            case ev.Continued():
+                if wf.status is WorkflowStatus.RUNNING and wf.deferred:
+                    self.queue.extend(wf.deferred)
+                    wf.deferred = []
+                    self.touch()
+            case ev.PauseRequested():
+                admin.pause(self)
+            case ev.ResumeRequested():
+                admin.resume(self)
+            case ev.TerminateRequested():
+                if not wf.status.terminal:
+                    self.end_workflow(
+                        WorkflowStatus.TERMINATED,
+                        event.reason or "terminated",
+                        trigger_failure=event.trigger_failure_workflow,
+                    )
+            case ev.RetryRequested():
+                admin.retry(self, event)
+            case ev.RestartRequested():
+                admin.restart(self, event)
+            case ev.RerunRequested():
+                admin.rerun(self, event)
+            case ev.SkipTaskRequested():
+                admin.skip(self, event)
+        self.drain()
+
+    def start(self) -> None:
+        wf = self.wf
+        self.history("WorkflowStarted", {"name": wf.name, "version": wf.version})
+        timeout_s = _nonneg(wf.definition.get("timeoutSeconds"))
+        if timeout_s > 0:
+            self.emit(StartTimer(f"wft:{wf.workflow_id}", wf.workflow_id, wf.created_ms + timeout_s * 1000))
+        self.touch()
+        tasks = wf.definition.get("tasks") or []
+        if not tasks:
+            wf.root_done = True
+            return
+        from edged.core import operators
+
+        operators.schedule(self, tasks[0], Scope())
+
+    def on_result(self, event: ev.TaskResultReceived) -> None:
+        task = self.wf.task_by_id(event.task_id)
+        if task is None or task.status.terminal or self.wf.status.terminal:
+            return
+        if event.generation is not None and event.generation != task.generation:
+            return
+        if event.logs:
+            self._append_logs(task, event.logs)
+        if event.worker_id:
+            task.worker_id = event.worker_id
+        if event.started_ms and not task.start_ms:
+            task.start_ms = event.started_ms
+        try:
+            status = TaskStatus(event.status)
+        except ValueError:
+            return
+        if status is TaskStatus.IN_PROGRESS:
+            task.output.update(event.output)
+            if not task.start_ms:
+                task.start_ms = self.at_ms
+            task.status = TaskStatus.IN_PROGRESS
+            task.update_ms = self.at_ms
+            task.callback_after_s = max(0, event.callback_after_s)
+            self.arm_response_timer(task)
+            if task.callback_after_s and task.task_type not in OPERATOR_TYPES:
+                self.arm_timer(task, "delay", self.at_ms + task.callback_after_s * 1000)
+            self.changed(task)
+            return
+        if status is TaskStatus.SCHEDULED:
+            return
+        task.output.update(event.output)
+        self.finish(task, status, event.reason)
+
+    def on_started(self, event: ev.TaskStarted) -> None:
+        task = self.wf.task_by_id(event.task_id)
+        if task is None or task.status.terminal or self.wf.status.terminal:
+            return
+        if event.generation != task.generation:
+            return
+        task.status = TaskStatus.IN_PROGRESS
+        task.start_ms = task.start_ms or self.at_ms
+        task.update_ms = self.at_ms
+        task.poll_count += 1
+        task.worker_id = event.worker_id or task.worker_id
+        self.arm_timeouts(task)
+        self.changed(task)
+
+    def on_timer(self, event: ev.TimerFired) -> None:
+        kind, _, rest = event.key.partition(":")
+        wf = self.wf
+        if kind == "wft":
+            if wf.status.terminal or rest != wf.workflow_id:
+                return
+            policy = wf.definition.get("timeoutPolicy", "ALERT_ONLY")
+            if policy == "TIME_OUT_WF":
+                self.end_workflow(WorkflowStatus.TIMED_OUT, "Workflow timed out")
+            else:
+                self.history("WorkflowTimeoutAlert", {})
+            return
+        task_id, _, gen_text = rest.partition(":")
+        task = wf.task_by_id(task_id)
+        if task is None or task.status.terminal or wf.status.terminal:
+            return
+        if event.key in task.timers:
+            task.timers.remove(event.key)
+            self.changed(task)
+        if gen_text.split(":")[0] != str(task.generation):
+            return
+        if kind == "delay":
+            self.dispatch(task)
+        elif kind == "wait":
+            self.finish(task, TaskStatus.COMPLETED, None)
+        elif kind == "tt":
+            policy = (task.taskdef or {}).get("timeoutPolicy", "TIME_OUT_WF")
+            reason = f"Task timed out after {seconds(task.taskdef, 'timeoutSeconds')} seconds"
+            if policy == "ALERT_ONLY":
+                self.history("TaskTimeoutAlert", {"taskId": task.task_id, "ref": task.ref})
+                return
+            if policy == "TIME_OUT_WF":
+                self.set_status(task, TaskStatus.TIMED_OUT, reason)
+                self.emit(CancelTask(wf.workflow_id, task.task_id))
+                self.end_workflow(WorkflowStatus.TIMED_OUT, reason, failed=task)
+                return
+            self.emit(CancelTask(wf.workflow_id, task.task_id))
+            self.finish(task, TaskStatus.TIMED_OUT, reason)
+        elif kind == "rt":
+            stamp = gen_text.split(":")[1] if gen_text.count(":") else ""
+            if stamp != str(task.update_ms):
+                return
+            reason = f"responseTimeout: {seconds(task.taskdef, 'responseTimeoutSeconds')} seconds"
+            self.emit(CancelTask(wf.workflow_id, task.task_id))
+            self.finish(task, TaskStatus.TIMED_OUT, reason)
+
+    def on_child_ended(self, event: ev.ChildWorkflowEnded) -> None:
+        task = self.wf.task_by_id(event.task_id)
+        if task is None or task.status.terminal or task.subworkflow_id != event.child_id:
+            return
+        if self.wf.status.terminal:
+            return
+        mapping = {
+            "COMPLETED": TaskStatus.COMPLETED,
+            "FAILED": TaskStatus.FAILED,
+            "TIMED_OUT": TaskStatus.TIMED_OUT,
+            "TERMINATED": TaskStatus.CANCELED,
+        }
+        status = mapping.get(event.status)
+        if status is None:
+            return
+        if status is TaskStatus.COMPLETED:
+            task.output.update(event.output)
+        self.finish(task, status, event.reason)
+
+    def on_signal(self, event: ev.TaskSignaled) -> None:
+        wf = self.wf
+        if wf.status.terminal:
+            return
+        target: Task | None = None
+        for task in reversed(wf.tasks):
+            if task.status.terminal:
+                continue
+            if event.ref is not None:
+                if task.ref == event.ref:
+                    target = task
+                    break
+            elif task.task_type in (event.task_types or ("WAIT", "HUMAN")):
+                target = task
+                break
+        if target is None:
+            return
+        self.on_result(
+            ev.TaskResultReceived(
+                at_ms=event.at_ms,
+                task_id=target.task_id,
+                status=event.status,
+                output=event.output,
+                worker_id=event.worker_id,
+            )
+        )
+
+    # ------------------------------------------------------------ task helpers
+
+    def new_task(
+        self,
+        wt: dict[str, Any],
+        scope: Scope,
+        *,
+        task_type: str | None = None,
+        def_name: str | None = None,
+        status: TaskStatus = TaskStatus.SCHEDULED,
+        resolve_input: bool = True,
+    ) -> Task:
+        from edged.expr import resolve
+
+        wf = self.wf
+        seq = wf.next_seq
+        wf.next_seq += 1
+        task_id = derive_id(wf.workflow_id, str(seq))
+        base_ref = str(wt.get("taskReferenceName", ""))
+        ref = with_iteration(base_ref, scope.iteration) if scope.iteration else base_ref
+        kind = task_type or str(wt.get("type") or "SIMPLE")
+        name = def_name or str(wt.get("name") or base_ref)
+        taskdef: dict[str, Any] | None = None
+        if kind not in OPERATOR_TYPES or kind == "SUB_WORKFLOW":
+            inline = wt.get("taskDefinition")
+            registered = inline if isinstance(inline, dict) else self.decider.taskdefs(name)
+            if kind == "SUB_WORKFLOW" and registered is None:
+                taskdef = None
+            else:
+                taskdef = effective_taskdef(name, registered)
+        params = wt.get("inputParameters") or {}
+        if taskdef and isinstance(taskdef.get("inputTemplate"), dict) and taskdef["inputTemplate"]:
+            params = {**taskdef["inputTemplate"], **(params if isinstance(params, dict) else {})}
+        task_input: dict[str, Any] = {}
+        if resolve_input and isinstance(params, dict):
+            resolved = resolve(params, ExpressionContext(wf), task_id=task_id, env=self.decider.env)
+            if isinstance(resolved, dict):
+                task_input = resolved
+        task = Task(
+            task_id=task_id,
+            seq=seq,
+            ref=ref,
+            task_type=kind,
+            def_name=name,
+            wt=wt,
+            status=status,
+            input=task_input,
+            scheduled_ms=self.at_ms,
+            update_ms=self.at_ms,
+            iteration=scope.iteration,
+            taskdef=taskdef,
+            loop_id=scope.loop_id,
+            fork_id=scope.fork_id,
+        )
+        wf.tasks.append(task)
+        self.changed(task)
+        self.history(
+            "TaskScheduled",
+            {"taskId": task_id, "ref": ref, "type": kind, "name": name, "seq": seq},
+        )
+        return task
+
+    def scope_of(self, task: Task) -> Scope:
+        return Scope(task.loop_id, task.iteration, task.fork_id)
+
+    def changed(self, task: Task) -> None:
+        self.decision.changed[task.task_id] = task
+        self.touch()
+
+    def touch(self) -> None:
+        self.wf.updated_ms = self.at_ms
+        self.decision.workflow_changed = True
+
+    def emit(self, command: Command) -> None:
+        self.decision.commands.append(command)
+
+    def history(self, kind: str, body: dict[str, Any]) -> None:
+        self.decision.history.append((kind, body))
+
+    def set_status(self, task: Task, status: TaskStatus, reason: str | None) -> None:
+        task.status = status
+        task.update_ms = self.at_ms
+        if status.terminal:
+            task.end_ms = self.at_ms
+            if not task.start_ms:
+                task.start_ms = self.at_ms
+            for key in task.timers:
+                self.emit(CancelTimer(key))
+            task.timers = []
+        if reason is not None:
+            task.reason = reason
+        self.changed(task)
+        body: dict[str, Any] = {"taskId": task.task_id, "ref": task.ref, "status": status.value}
+        if reason:
+            body["reason"] = reason
+        self.history("TaskStatusChanged", body)
+
+    def finish(self, task: Task, status: TaskStatus, reason: str | None) -> None:
+        """The task ended: record it and queue its handling."""
+        self.set_status(task, status, reason)
+        self.queue.append(task.task_id)
+
+    def arm_timer(self, task: Task, kind: str, fire_at_ms: int, stamp: str = "") -> None:
+        key = f"{kind}:{task.task_id}:{task.generation}"
+        if stamp:
+            key += f":{stamp}"
+        for old in [k for k in task.timers if k.startswith(f"{kind}:")]:
+            if old != key:
+                task.timers.remove(old)
+                self.emit(CancelTimer(old))
+        if key not in task.timers:
+            task.timers.append(key)
+        self.emit(StartTimer(key, self.wf.workflow_id, fire_at_ms))
+        self.changed(task)
+
+    def arm_timeouts(self, task: Task) -> None:
+        timeout_s = seconds(task.taskdef, "timeoutSeconds")
+        if timeout_s:
+            self.arm_timer(task, "tt", (task.start_ms or self.at_ms) + timeout_s * 1000)
+        self.arm_response_timer(task)
+
+    def arm_response_timer(self, task: Task) -> None:
+        response_s = seconds(task.taskdef, "responseTimeoutSeconds")
+        if response_s and task.task_type not in OPERATOR_TYPES:
+            self.arm_timer(task, "rt", task.update_ms + response_s * 1000, str(task.update_ms))
+
+    def dispatch(self, task: Task) -> None:
+        """Hand a work task to the runtime (or arm its start delay first)."""
+        if task.start_delay_s and not task.start_ms and task.scheduled_ms + task.start_delay_s * 1000 > self.at_ms:
+            self.arm_timer(task, "delay", task.scheduled_ms + task.start_delay_s * 1000)
+            return
+        self.arm_timeouts(task)
+        wf = self.wf
+        self.emit(
+            DispatchTask(
+                workflow_id=wf.workflow_id,
+                task_id=task.task_id,
+                task_type=task.task_type,
+                def_name=task.def_name,
+                ref=task.ref,
+                input=task.input,
+                attempt=task.retry_count,
+                generation=task.generation,
+                taskdef=task.taskdef,
+                domain=wf.task_to_domain.get(task.def_name) or wf.task_to_domain.get("*"),
+            )
+        )
+
+    def _append_logs(self, task: Task, lines: tuple[str, ...]) -> None:
+        for line in lines:
+            task.logs.append({"log": line, "createdTime": self.at_ms})
+        if len(task.logs) > MAX_LOG_LINES:
+            del task.logs[: len(task.logs) - MAX_LOG_LINES]
+        self.changed(task)
+
+    # ------------------------------------------------------------- the drain
+
+    def drain(self) -> None:
+        from edged.core import operators
+
+        wf = self.wf
+        while self.queue:
+            if wf.status.terminal:
+                self.queue.clear()
+                break
+            if wf.status is WorkflowStatus.PAUSED:
+                wf.deferred.extend(self.queue)
+                self.queue.clear()
+                self.touch()
+                break
+            if self.steps >= self.decider.step_budget:
+                wf.deferred.extend(self.queue)
+                self.queue.clear()
+                self.touch()
+                self.emit(ContinueLater(wf.workflow_id))
+                break
+            self.steps += 1
+            task = wf.task_by_id(self.queue.popleft())
+            if task is not None:
+                operators.after_terminal(self, task)
+        if wf.root_done and wf.status is WorkflowStatus.RUNNING and not wf.deferred:
+            self.try_complete()
+
+    def try_complete(self) -> None:
+        wf = self.wf
+        if any(not t.status.terminal for t in wf.tasks):
+            return
+        failed_permissive = [
+            t
+            for t in wf.tasks
+            if not t.retried and not t.status.successful and t.wt.get("permissive")
+        ]
+        if failed_permissive:
+            first = failed_permissive[0]
+            self.end_workflow(
+                WorkflowStatus.FAILED,
+                first.reason or f"Task {first.ref} failed",
+                failed=first,
+                failed_refs=[t.ref for t in failed_permissive],
+            )
+            return
+        self.end_workflow(WorkflowStatus.COMPLETED, None)
+
+    def workflow_output(self) -> dict[str, Any]:
+        from edged.expr import resolve
+
+        params = self.wf.definition.get("outputParameters") or {}
+        if isinstance(params, dict) and params:
+            resolved = resolve(params, ExpressionContext(self.wf), env=self.decider.env)
+            return resolved if isinstance(resolved, dict) else {}
+        if self.wf.tasks:
+            return dict(self.wf.tasks[-1].output)
+        return {}
+
+    def end_workflow(
+        self,
+        status: WorkflowStatus,
+        reason: str | None,
+        *,
+        failed: Task | None = None,
+        failed_refs: list[str] | None = None,
+        output: dict[str, Any] | None = None,
+        trigger_failure: bool = True,
+    ) -> None:
+        wf = self.wf
+        if wf.status.terminal:
+            return
+        for task in wf.tasks:
+            if task.status.terminal:
+                continue
+            self.set_status(task, TaskStatus.CANCELED, None)
+            if task.task_type == "SUB_WORKFLOW" and task.subworkflow_id:
+                self.emit(TerminateWorkflow(task.subworkflow_id, f"parent workflow {status.value.lower()}"))
+            elif task.task_type not in OPERATOR_TYPES:
+                self.emit(CancelTask(wf.workflow_id, task.task_id))
+        if timeout_key := (f"wft:{wf.workflow_id}" if _nonneg(wf.definition.get("timeoutSeconds")) else None):
+            self.emit(CancelTimer(timeout_key))
+        wf.status = status
+        wf.reason = reason
+        wf.ended_ms = self.at_ms
+        wf.deferred = []
+        if failed_refs:
+            wf.failed_refs.extend(r for r in failed_refs if r not in wf.failed_refs)
+        elif failed is not None and failed.ref not in wf.failed_refs:
+            wf.failed_refs.append(failed.ref)
+        if output is not None:
+            wf.output = output
+        elif status is WorkflowStatus.COMPLETED:
+            wf.output = self.workflow_output()
+        self.touch()
+        body: dict[str, Any] = {"status": status.value}
+        if reason:
+            body["reason"] = reason
+        self.history("WorkflowStatusChanged", body)
+        failure_wf = wf.definition.get("failureWorkflow")
+        if (
+            trigger_failure
+            and status in (WorkflowStatus.FAILED, WorkflowStatus.TIMED_OUT)
+            and isinstance(failure_wf, str)
+            and failure_wf
+        ):
+            self.start_failure_workflow(failure_wf, status, reason, failed)
+        if wf.parent_id and wf.parent_task_id:
+            self.emit(
+                NotifyParent(
+                    parent_id=wf.parent_id,
+                    parent_task_id=wf.parent_task_id,
+                    child_id=wf.workflow_id,
+                    status=status.value,
+                    output=wf.output,
+                    reason=reason,
+                )
+            )
+
+    def start_failure_workflow(
+        self, name: str, status: WorkflowStatus, reason: str | None, failed: Task | None
+    ) -> None:
+        wf = self.wf
+        child_id = derive_id(wf.workflow_id, "failure", str(wf.next_seq))
+        wf_input: dict[str, Any] = dict(wf.input)
+        wf_input.update(
+            {
+                "workflowId": wf.workflow_id,
+                "reason": reason,
+                "failureStatus": status.value,
+                "failedWorkflow": workflow_json(wf),
+            }
+        )
+        if failed is not None:
+            wf_input["failureTaskId"] = failed.task_id
+        wf.failure_workflow_id = child_id
+        wf.output = {**wf.output, "conductor.failure_workflow": child_id}
+        self.emit(
+            StartWorkflow(
+                workflow_id=child_id,
+                name=name,
+                version=None,
+                input=wf_input,
+                correlation_id=wf.correlation_id,
+                task_to_domain=dict(wf.task_to_domain),
+                priority=wf.priority,
+            )
+        )
+
+
+def _nonneg(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return 0
+
+
+__all__ = [
+    "Decider",
+    "Decision",
+    "Scope",
+    "Transition",
+    "derive_id",
+    "max_retries",
+    "retry_delay_s",
+]

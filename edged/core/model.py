@@ -1,0 +1,316 @@
+"""Execution state: the values the decider reads and writes.
+
+A `Workflow` is one execution of a definition, pinned to the (normalized)
+definition it started with; its `tasks` are kept in scheduling order (`seq`).
+Both are mutable dataclasses on purpose: the decider applies an event to the
+live state in place and reports which tasks it touched, so a transition costs
+O(changed tasks), not O(execution).  Purity is kept where it matters: the
+decider does no I/O, reads no clock and draws no random numbers; every time
+and id it uses arrives in the event or is derived from the state.
+
+`to_doc`/`from_doc` give the journal's representation (plain JSON values),
+`workflow_json`/`task_json` give Conductor's Workflow and Task JSON shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class WorkflowStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    TERMINATED = "TERMINATED"
+    PAUSED = "PAUSED"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED)
+
+    @property
+    def successful(self) -> bool:
+        return self in (WorkflowStatus.COMPLETED, WorkflowStatus.PAUSED)
+
+
+class TaskStatus(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    CANCELED = "CANCELED"
+    FAILED = "FAILED"
+    FAILED_WITH_TERMINAL_ERROR = "FAILED_WITH_TERMINAL_ERROR"
+    COMPLETED = "COMPLETED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    SCHEDULED = "SCHEDULED"
+    TIMED_OUT = "TIMED_OUT"
+    SKIPPED = "SKIPPED"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (TaskStatus.IN_PROGRESS, TaskStatus.SCHEDULED)
+
+    @property
+    def successful(self) -> bool:
+        return self in (
+            TaskStatus.COMPLETED,
+            TaskStatus.COMPLETED_WITH_ERRORS,
+            TaskStatus.SKIPPED,
+        )
+
+    @property
+    def retriable(self) -> bool:
+        return self not in (TaskStatus.FAILED_WITH_TERMINAL_ERROR,)
+
+
+# Operators the decider carries out itself.  Everything else is work and goes
+# to an executor through a binding (or waits for a Conductor-protocol poller).
+SYNC_SYSTEM_TYPES = frozenset(
+    {
+        "DECISION",
+        "SWITCH",
+        "FORK_JOIN",
+        "FORK_JOIN_DYNAMIC",
+        "SET_VARIABLE",
+        "INLINE",
+        "LAMBDA",
+        "JSON_JQ_TRANSFORM",
+        "NOOP",
+        "TERMINATE",
+        "EXCLUSIVE_JOIN",
+        "EVENT",
+    }
+)
+ASYNC_SYSTEM_TYPES = frozenset(
+    {"JOIN", "DO_WHILE", "SUB_WORKFLOW", "START_WORKFLOW", "WAIT", "HUMAN"}
+)
+OPERATOR_TYPES = SYNC_SYSTEM_TYPES | ASYNC_SYSTEM_TYPES | {"DYNAMIC"}
+
+
+@dataclass(slots=True, eq=True)
+class Task:
+    task_id: str
+    seq: int
+    ref: str  # referenceTaskName; loop iterations carry the `__i` suffix
+    task_type: str
+    def_name: str
+    wt: dict[str, Any]  # the WorkflowTask node this task was made from
+    status: TaskStatus
+    input: dict[str, Any]
+    output: dict[str, Any] = field(default_factory=dict)
+    scheduled_ms: int = 0
+    start_ms: int = 0
+    end_ms: int = 0
+    update_ms: int = 0
+    retry_count: int = 0
+    poll_count: int = 0
+    iteration: int = 0
+    reason: str | None = None
+    worker_id: str | None = None
+    callback_after_s: int = 0
+    start_delay_s: int = 0
+    retried: bool = False  # a later attempt replaced this one
+    retried_task_id: str | None = None
+    subworkflow_id: str | None = None
+    taskdef: dict[str, Any] | None = None  # TaskDef snapshot taken at scheduling
+    loop_id: str | None = None  # task id of the DO_WHILE this task iterates in
+    fork_id: str | None = None  # task id of the dynamic fork that spawned it
+    generation: int = 0  # bumped by rerun so stale results are recognized
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    timers: list[str] = field(default_factory=list)  # keys of armed timers
+    marker: int = 0  # operator progress: DO_WHILE iteration whose body ended
+
+    @property
+    def base_ref(self) -> str:
+        return strip_iteration(self.ref)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "taskId": self.task_id,
+            "seq": self.seq,
+            "ref": self.ref,
+            "type": self.task_type,
+            "defName": self.def_name,
+            "wt": self.wt,
+            "status": self.status.value,
+            "input": self.input,
+            "output": self.output,
+            "scheduledMs": self.scheduled_ms,
+            "startMs": self.start_ms,
+            "endMs": self.end_ms,
+            "updateMs": self.update_ms,
+            "retryCount": self.retry_count,
+            "pollCount": self.poll_count,
+            "iteration": self.iteration,
+            "reason": self.reason,
+            "workerId": self.worker_id,
+            "callbackAfterS": self.callback_after_s,
+            "startDelayS": self.start_delay_s,
+            "retried": self.retried,
+            "retriedTaskId": self.retried_task_id,
+            "subWorkflowId": self.subworkflow_id,
+            "taskdef": self.taskdef,
+            "loopId": self.loop_id,
+            "forkId": self.fork_id,
+            "generation": self.generation,
+            "logs": self.logs,
+            "timers": self.timers,
+            "marker": self.marker,
+        }
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> Task:
+        return cls(
+            task_id=d["taskId"],
+            seq=d["seq"],
+            ref=d["ref"],
+            task_type=d["type"],
+            def_name=d["defName"],
+            wt=d["wt"],
+            status=TaskStatus(d["status"]),
+            input=d["input"],
+            output=d["output"],
+            scheduled_ms=d["scheduledMs"],
+            start_ms=d["startMs"],
+            end_ms=d["endMs"],
+            update_ms=d["updateMs"],
+            retry_count=d["retryCount"],
+            poll_count=d["pollCount"],
+            iteration=d["iteration"],
+            reason=d["reason"],
+            worker_id=d["workerId"],
+            callback_after_s=d["callbackAfterS"],
+            start_delay_s=d["startDelayS"],
+            retried=d["retried"],
+            retried_task_id=d["retriedTaskId"],
+            subworkflow_id=d["subWorkflowId"],
+            taskdef=d["taskdef"],
+            loop_id=d["loopId"],
+            fork_id=d["forkId"],
+            generation=d["generation"],
+            logs=d["logs"],
+            timers=d["timers"],
+            marker=d["marker"],
+        )
+
+
+@dataclass(slots=True, eq=True)
+class Workflow:
+    workflow_id: str
+    definition: dict[str, Any]  # normalized WorkflowDef, pinned at start
+    status: WorkflowStatus
+    input: dict[str, Any]
+    created_ms: int
+    output: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str | None = None
+    priority: int = 0
+    parent_id: str | None = None
+    parent_task_id: str | None = None
+    updated_ms: int = 0
+    ended_ms: int = 0
+    reason: str | None = None
+    failed_refs: list[str] = field(default_factory=list)
+    task_to_domain: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    failure_workflow_id: str | None = None
+    next_seq: int = 1
+    deferred: list[str] = field(default_factory=list)  # finished tasks not yet acted on
+    root_done: bool = False  # the root task list has been walked to its end
+    last_event_id: str | None = None  # dedupe key of the last applied event
+    tasks: list[Task] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        name = self.definition.get("name", "")
+        return name if isinstance(name, str) else ""
+
+    @property
+    def version(self) -> int:
+        version = self.definition.get("version", 1)
+        return version if isinstance(version, int) else 1
+
+    def task_by_id(self, task_id: str) -> Task | None:
+        for task in reversed(self.tasks):
+            if task.task_id == task_id:
+                return task
+        return None
+
+    def latest_by_ref(self, ref: str) -> Task | None:
+        """The newest attempt of `ref` (exact ref, e.g. `t1__2` or `t1`)."""
+        for task in reversed(self.tasks):
+            if task.ref == ref:
+                return task
+        return None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "definition": self.definition,
+            "input": self.input,
+            "output": self.output,
+            "variables": self.variables,
+            "priority": self.priority,
+            "parentTaskId": self.parent_task_id,
+            "reason": self.reason,
+            "failedRefs": self.failed_refs,
+            "taskToDomain": self.task_to_domain,
+            "failureWorkflowId": self.failure_workflow_id,
+            "nextSeq": self.next_seq,
+            "deferred": self.deferred,
+            "rootDone": self.root_done,
+            "lastEventId": self.last_event_id,
+        }
+
+    @classmethod
+    def from_doc(
+        cls,
+        *,
+        workflow_id: str,
+        status: str,
+        parent_id: str | None,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+        created_ms: int,
+        updated_ms: int,
+        ended_ms: int | None,
+        doc: dict[str, Any],
+        tasks: list[Task],
+    ) -> Workflow:
+        return cls(
+            workflow_id=workflow_id,
+            definition=doc["definition"],
+            status=WorkflowStatus(status),
+            input=doc["input"],
+            created_ms=created_ms,
+            output=doc["output"],
+            variables=doc["variables"],
+            correlation_id=correlation_id,
+            priority=doc["priority"],
+            parent_id=parent_id,
+            parent_task_id=doc["parentTaskId"],
+            updated_ms=updated_ms,
+            ended_ms=ended_ms or 0,
+            reason=doc["reason"],
+            failed_refs=doc["failedRefs"],
+            task_to_domain=doc["taskToDomain"],
+            idempotency_key=idempotency_key,
+            failure_workflow_id=doc["failureWorkflowId"],
+            next_seq=doc["nextSeq"],
+            deferred=doc["deferred"],
+            root_done=doc["rootDone"],
+            last_event_id=doc["lastEventId"],
+            tasks=tasks,
+        )
+
+
+def strip_iteration(ref: str) -> str:
+    """`t1__3` -> `t1` (Conductor's TaskUtils.removeIterationFromTaskRefName)."""
+    head, sep, tail = ref.rpartition("__")
+    if sep and tail.isdigit():
+        return head
+    return ref
+
+
+def with_iteration(ref: str, iteration: int) -> str:
+    return f"{ref}__{iteration}"

@@ -1,0 +1,117 @@
+"""Where a WorkflowTask sits in its definition, and what comes after it.
+
+A definition is a tree of task lists: the root list, SWITCH/DECISION cases,
+FORK_JOIN branches and DO_WHILE bodies.  The decider moves forward edge by
+edge: when a task ends it asks for the node after it in the same list; at the
+end of a list it climbs to the owner (after a SWITCH, to the JOIN of a fork,
+back to the DO_WHILE of a loop, or to the end of the workflow).
+
+The index is built once per pinned definition and cached (bounded); it keeps
+a reference to the definition so an id is never reused under it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SlotKind = Literal["root", "case", "branch", "loop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    kind: SlotKind
+    owner: str | None  # taskReferenceName of the SWITCH / FORK_JOIN / DO_WHILE
+    items: list[dict[str, Any]]
+    index: int
+
+
+class DefinitionIndex:
+    __slots__ = ("definition", "nodes", "slots")
+
+    def __init__(self, definition: dict[str, Any]) -> None:
+        self.definition = definition
+        self.slots: dict[str, Slot] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        tasks = definition.get("tasks")
+        if isinstance(tasks, list):
+            self._walk(tasks, "root", None)
+
+    def _walk(self, items: list[Any], kind: SlotKind, owner: str | None) -> None:
+        for index, node in enumerate(items):
+            if not isinstance(node, dict):
+                continue
+            ref = node.get("taskReferenceName")
+            if isinstance(ref, str):
+                self.slots.setdefault(ref, Slot(kind, owner, items, index))
+                self.nodes.setdefault(ref, node)
+            kind_of = node.get("type", "SIMPLE")
+            if kind_of in ("SWITCH", "DECISION"):
+                cases = node.get("decisionCases") or {}
+                if isinstance(cases, dict):
+                    for case in cases.values():
+                        if isinstance(case, list):
+                            self._walk(case, "case", ref)
+                default = node.get("defaultCase") or []
+                if isinstance(default, list):
+                    self._walk(default, "case", ref)
+            elif kind_of == "FORK_JOIN":
+                for branch in node.get("forkTasks") or []:
+                    if isinstance(branch, list):
+                        self._walk(branch, "branch", ref)
+            elif kind_of == "DO_WHILE":
+                body = node.get("loopOver") or []
+                if isinstance(body, list):
+                    self._walk(body, "loop", ref)
+
+    def slot(self, base_ref: str) -> Slot | None:
+        return self.slots.get(base_ref)
+
+    def node(self, base_ref: str) -> dict[str, Any] | None:
+        return self.nodes.get(base_ref)
+
+    def next_in_list(self, base_ref: str) -> dict[str, Any] | None:
+        slot = self.slots.get(base_ref)
+        if slot is None or slot.index + 1 >= len(slot.items):
+            return None
+        nxt = slot.items[slot.index + 1]
+        return nxt if isinstance(nxt, dict) else None
+
+    def loop_body_refs(self, loop_ref: str) -> set[str]:
+        """Every base ref nested anywhere under the DO_WHILE `loop_ref`."""
+        out: set[str] = set()
+        for ref in self.slots:
+            owner: str | None = ref
+            while owner is not None:
+                slot = self.slots.get(owner)
+                if slot is None:
+                    break
+                if slot.kind == "loop" and slot.owner == loop_ref:
+                    out.add(ref)
+                    break
+                owner = slot.owner
+        return out
+
+
+_CACHE: OrderedDict[int, DefinitionIndex] = OrderedDict()
+_CACHE_MAX = 512
+
+
+def index_of(definition: dict[str, Any]) -> DefinitionIndex:
+    key = id(definition)
+    found = _CACHE.get(key)
+    if found is not None and found.definition is definition:
+        _CACHE.move_to_end(key)
+        return found
+    built = DefinitionIndex(definition)
+    _CACHE[key] = built
+    if len(_CACHE) > _CACHE_MAX:
+        _CACHE.popitem(last=False)
+    return built
+
+
+def first_task(items: Any) -> dict[str, Any] | None:
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        return items[0]
+    return None

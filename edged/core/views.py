@@ -1,0 +1,192 @@
+"""Conductor-shaped views of execution state.
+
+Three consumers read the state through Conductor's eyes:
+
+- the expression context (`ExpressionContext`): `${workflow.input.x}` and
+  `${ref.output.y}` resolve against the same maps Conductor's ParametersUtils
+  builds (workflow fields, and per task ref input/output/status/...; loop
+  iterations are visible under their base ref, the newest winning);
+- the HTTP API and `edged exec`: `workflow_json` / `task_json` produce the
+  Workflow and Task JSON documents Conductor's REST API returns;
+- history and live views, which reuse `task_json`.
+
+The context is lazy: a template names one or two roots, so building a map of
+every task for every scheduling would make long executions quadratic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from edged.core.model import Task, Workflow
+
+
+def workflow_view(wf: Workflow) -> dict[str, Any]:
+    return {
+        "input": wf.input,
+        "output": wf.output,
+        "status": wf.status.value,
+        "workflowId": wf.workflow_id,
+        "parentWorkflowId": wf.parent_id,
+        "parentWorkflowTaskId": wf.parent_task_id,
+        "workflowType": wf.name,
+        "version": wf.version,
+        "correlationId": wf.correlation_id,
+        "reasonForIncompletion": wf.reason,
+        "schemaVersion": wf.definition.get("schemaVersion", 2),
+        "variables": wf.variables,
+        "taskToDomain": wf.task_to_domain,
+        "createTime": wf.created_ms,
+    }
+
+
+def task_view(wf: Workflow, task: Task) -> dict[str, Any]:
+    return {
+        "input": task.input,
+        "output": task.output,
+        "taskType": task.task_type,
+        "status": task.status.value,
+        "referenceTaskName": task.ref,
+        "retryCount": task.retry_count,
+        "correlationId": wf.correlation_id,
+        "pollCount": task.poll_count,
+        "taskDefName": task.def_name,
+        "scheduledTime": task.scheduled_ms,
+        "startTime": task.start_ms,
+        "endTime": task.end_ms,
+        "workflowInstanceId": wf.workflow_id,
+        "workflowType": wf.name,
+        "taskId": task.task_id,
+        "reasonForIncompletion": task.reason,
+        "callbackAfterSeconds": task.callback_after_s,
+        "workerId": task.worker_id,
+        "iteration": task.iteration,
+        "subWorkflowId": task.subworkflow_id,
+    }
+
+
+class ExpressionContext(Mapping[str, Any]):
+    """Lazy mapping: "workflow" -> workflow view, ref -> newest task view."""
+
+    __slots__ = ("_cache", "_wf")
+
+    def __init__(self, wf: Workflow) -> None:
+        self._wf = wf
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._cache:
+            return self._cache[key]
+        if key == "workflow":
+            value: Any = workflow_view(self._wf)
+        else:
+            task = self._find(key)
+            if task is None:
+                raise KeyError(key)
+            value = task_view(self._wf, task)
+        self._cache[key] = value
+        return value
+
+    def _find(self, key: str) -> Task | None:
+        for task in reversed(self._wf.tasks):
+            if task.ref == key or (task.iteration and task.base_ref == key):
+                return task
+        return None
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        return key == "workflow" or self._find(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        yield "workflow"
+        seen: set[str] = set()
+        for task in self._wf.tasks:
+            for key in (task.ref, task.base_ref):
+                if key not in seen:
+                    seen.add(key)
+                    yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def task_json(wf: Workflow, task: Task) -> dict[str, Any]:
+    """Conductor's Task JSON."""
+    taskdef = task.taskdef or {}
+    doc: dict[str, Any] = {
+        "taskType": task.task_type,
+        "status": task.status.value,
+        "inputData": task.input,
+        "referenceTaskName": task.ref,
+        "retryCount": task.retry_count,
+        "seq": task.seq,
+        "correlationId": wf.correlation_id,
+        "pollCount": task.poll_count,
+        "taskDefName": task.def_name,
+        "scheduledTime": task.scheduled_ms,
+        "startTime": task.start_ms,
+        "endTime": task.end_ms,
+        "updateTime": task.update_ms,
+        "startDelayInSeconds": task.start_delay_s,
+        "retriedTaskId": task.retried_task_id,
+        "retried": task.retried,
+        "executed": task.status.terminal,
+        "callbackFromWorker": True,
+        "responseTimeoutSeconds": taskdef.get("responseTimeoutSeconds", 0),
+        "workflowInstanceId": wf.workflow_id,
+        "workflowType": wf.name,
+        "taskId": task.task_id,
+        "reasonForIncompletion": task.reason,
+        "callbackAfterSeconds": task.callback_after_s,
+        "workerId": task.worker_id,
+        "outputData": task.output,
+        "workflowTask": task.wt,
+        "domain": wf.task_to_domain.get(task.def_name) or wf.task_to_domain.get("*"),
+        "rateLimitPerFrequency": taskdef.get("rateLimitPerFrequency", 0),
+        "rateLimitFrequencyInSeconds": taskdef.get("rateLimitFrequencyInSeconds", 1),
+        "workflowPriority": wf.priority,
+        "iteration": task.iteration,
+        "subworkflowChanged": False,
+        "loopOverTask": task.iteration > 0,
+        "taskDefinition": task.taskdef,
+        "queueWaitTime": max(0, task.start_ms - task.scheduled_ms) if task.start_ms else 0,
+    }
+    if task.subworkflow_id:
+        doc["subWorkflowId"] = task.subworkflow_id
+    return doc
+
+
+def workflow_json(wf: Workflow, *, include_tasks: bool = True) -> dict[str, Any]:
+    """Conductor's Workflow JSON."""
+    doc: dict[str, Any] = {
+        "ownerApp": wf.definition.get("ownerApp"),
+        "createTime": wf.created_ms,
+        "updateTime": wf.updated_ms,
+        "createdBy": wf.definition.get("createdBy"),
+        "status": wf.status.value,
+        "startTime": wf.created_ms,
+        "endTime": wf.ended_ms,
+        "workflowId": wf.workflow_id,
+        "parentWorkflowId": wf.parent_id,
+        "parentWorkflowTaskId": wf.parent_task_id,
+        "tasks": [task_json(wf, t) for t in wf.tasks] if include_tasks else [],
+        "input": wf.input,
+        "output": wf.output,
+        "correlationId": wf.correlation_id,
+        "reasonForIncompletion": wf.reason,
+        "taskToDomain": wf.task_to_domain,
+        "failedReferenceTaskNames": sorted(set(wf.failed_refs)),
+        "failedTaskNames": sorted(
+            {t.def_name for t in wf.tasks if t.ref in wf.failed_refs}
+        ),
+        "workflowDefinition": wf.definition,
+        "priority": wf.priority,
+        "variables": wf.variables,
+        "lastRetriedTime": 0,
+        "idempotencyKey": wf.idempotency_key,
+        "workflowName": wf.name,
+        "workflowVersion": wf.version,
+    }
+    return doc
