@@ -31,6 +31,10 @@ TASK_RESULT_STATUSES = frozenset(
 # com.netflix.conductor.common.metadata.workflow.IdempotencyStrategy
 IDEMPOTENCY_STRATEGIES = frozenset({"FAIL", "RETURN_EXISTING", "FAIL_ON_RUNNING"})
 
+# Deeper JSON would be refused by Jackson too (its default nesting limit is
+# 1000); 100 keeps edged's own recursive walks far from Python's limit.
+MAX_JSON_DEPTH = 100
+
 VALIDATION_FAILED = "Validation failed, check below errors for detail."
 
 # Spring's StringToBooleanConverter accepts exactly these spellings.
@@ -58,11 +62,31 @@ def parse_json(body: bytes, *, default: Any = None) -> Any:
             raise InvalidRequest([("body", "request body is required")])
         return default
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
-        raise InvalidRequest([("body", "JSON nested too deeply")]) from None
+        value = None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
         raise InvalidRequest([("body", f"not valid JSON: {exc}")]) from None
+    else:
+        if _depth_within(value, MAX_JSON_DEPTH):
+            return value
+    raise InvalidRequest([("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")])
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    # Iterative on purpose: the point is to refuse what would later blow the
+    # recursion limit when the engine or the encoder walks it.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in item)
+    return True
 
 
 def json_object(body: bytes, *, default: JsonDict | None = None) -> JsonDict:
