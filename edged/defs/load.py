@@ -153,7 +153,8 @@ def _load(
             found = validate_event_handler(body)
         else:
             found = [Fault("", kind)]
-        faults.extend(located.fault(f, body_prefix) for f in found)
+        # Reading order: by line, discovery order within a line.
+        faults.extend(sorted((located.fault(f, body_prefix) for f in found), key=_line_key))
         if found:
             continue
         out.warnings.extend(located.fault(w, body_prefix) for w in lint_warnings(body))
@@ -185,6 +186,10 @@ def _classify(doc: Any, prefix: str) -> tuple[str, Any, str]:
         doc,
         prefix,
     )
+
+
+def _line_key(fault: Fault) -> int:
+    return fault.line or 0
 
 
 class _Locator:

@@ -201,7 +201,12 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def _parse_yaml(text: str) -> Parsed:
-    loader = _SafeLoader(text)
+    try:
+        # The reader checks the characters as the loader is built: keep it inside.
+        loader = _SafeLoader(text)
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        return Parsed(faults=[Fault("", f"invalid YAML: {e.reason}", line=line)])
     try:
         nodes = []
         while loader.check_node():

@@ -183,11 +183,8 @@ class _Walk:
     ) -> None:
         join_on = join.get("joinOn")
         where = child(join_path, "joinOn")
-        if not isinstance(join_on, list) or not join_on:
-            self.checks.fault(
-                where, "a JOIN after FORK_JOIN must name the branch tasks to wait for"
-            )
-            return
+        if not isinstance(join_on, list):
+            return  # a wrong type is reported with the JOIN's own fields
         branch_refs = _refs_below_all(fork.get("forkTasks"))
         for i, ref in enumerate(join_on):
             if isinstance(ref, str) and ref not in branch_refs:
