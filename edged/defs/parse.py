@@ -227,10 +227,10 @@ def _parse_yaml(text: str) -> Parsed:
         return Parsed(faults=[e.fault])
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else None
+        mark_line = mark.line + 1 if mark is not None else None
         col = f" (column {mark.column + 1})" if mark is not None else ""
         problem = e.problem or e.context or "syntax error"
-        return Parsed(faults=[Fault("", f"invalid YAML: {problem}{col}", line=line)])
+        return Parsed(faults=[Fault("", f"invalid YAML: {problem}{col}", line=mark_line)])
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
         return Parsed(faults=[Fault("", f"invalid YAML: {e.reason}", line=line)])
