@@ -25,7 +25,7 @@ from typing import Any
 from edged.defs.faults import DefinitionError, Fault, child, join, split_path, type_name
 from edged.defs.lint import lint_warnings
 from edged.defs.normalize import normalize_taskdef, normalize_workflow
-from edged.defs.parse import parse_text
+from edged.defs.parse import Parsed, parse_text
 from edged.defs.taskdefs import validate_event_handler, validate_taskdef
 from edged.defs.tasktypes import KNOWN_TASK_TYPES
 from edged.defs.validate import validate_workflow
@@ -136,7 +136,7 @@ def _load(
         faults.append(Fault("", f"text is larger than {MAX_TEXT_BYTES} bytes", source=source))
         return out
     parsed = parse_text(text, json_only=json_only)
-    located = _Locator(source, parsed.lines)
+    located = _Locator(source, parsed)
     if parsed.faults:
         faults.extend(located.fault(f) for f in parsed.faults)
         return out
@@ -195,16 +195,17 @@ def _line_key(fault: Fault) -> int:
 class _Locator:
     """Adds source and line (the nearest known node's) to document-relative faults."""
 
-    def __init__(self, source: str, lines: dict[str, int]) -> None:
+    def __init__(self, source: str, parsed: Parsed) -> None:
         self.source = source
-        self.lines = lines
+        self.parsed = parsed  # its line map is built only if a fault needs it
 
     def fault(self, fault: Fault, prefix: str = "") -> Fault:
         path = join(prefix, fault.path)
         line = fault.line
         if line is None:
+            lines = self.parsed.lines
             for ancestor in reversed(split_path(path)):
-                if ancestor in self.lines:
-                    line = self.lines[ancestor]
+                if ancestor in lines:
+                    line = lines[ancestor]
                     break
         return Fault(path, fault.message, source=self.source, line=line)

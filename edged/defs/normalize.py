@@ -11,7 +11,6 @@ same dict (idempotent).  Expects a document that passed validation.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from edged.defs.validate import iter_child_lists
@@ -64,16 +63,25 @@ _TASKDEF_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _copy(value: Any) -> Any:
+    """Deep copy of JSON data; several times faster than copy.deepcopy on it."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
 def _fill(doc: dict[str, Any], defaults: dict[str, Any]) -> None:
     for key, value in defaults.items():
         # JSON null means "not set" to Conductor's Jackson mapping as well.
         if doc.get(key) is None:
-            doc[key] = copy.deepcopy(value)
+            doc[key] = _copy(value)
 
 
 def normalize_workflow(doc: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of a valid WorkflowDef with every default filled in."""
-    out = copy.deepcopy(doc)
+    out: dict[str, Any] = _copy(doc)
     _normalize_workflow_in_place(out)
     return out
 
@@ -104,6 +112,6 @@ def normalize_taskdef(doc: dict[str, Any]) -> dict[str, Any]:
     `concurrentExecLimit` and `pollTimeoutSeconds` stay None ("no limit"), as
     in Conductor, but the keys are present.
     """
-    out = copy.deepcopy(doc)
+    out: dict[str, Any] = _copy(doc)
     _fill(out, _TASKDEF_DEFAULTS)
     return out

@@ -8,8 +8,9 @@ int, float, bool, None) and a map from rendered path (`tasks[2].type`) to the
 point at a line too.
 
 Bounds, so hostile input gets a fault instead of an exception:
-- nesting deeper than MAX_DEPTH is refused before the json module recurses
-  (a token scan counts brackets first) and while YAML nodes are composed;
+- nesting deeper than MAX_DEPTH is refused: after json.loads (whose C
+  scanner raises RecursionError, caught, on absurd depths) and while YAML
+  nodes are composed;
 - YAML aliases are refused outright: they are the billion-laughs vector and
   definitions do not need them;
 - YAML goes through a SafeLoader (no python/* tags); dates stay strings, as
@@ -41,8 +42,20 @@ class Parsed:
 
     docs: list[Any] = field(default_factory=list)
     multi: bool = False  # True when docs came from a JSON/YAML list or a YAML stream
-    lines: dict[str, int] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    lines_known: dict[str, int] | None = None
+    json_text: str | None = None  # set when the line map is still to be built
+
+    @property
+    def lines(self) -> dict[str, int]:
+        """Path → line.  For JSON it is built on first use: most texts are valid
+        and never need it, and the scan costs more than json.loads itself."""
+        if self.lines_known is None:
+            try:
+                self.lines_known = _scan_json(self.json_text or "")
+            except _Refused:
+                self.lines_known = {}
+        return self.lines_known
 
 
 class _Refused(Exception):
@@ -69,16 +82,19 @@ def parse_text(text: str, *, json_only: bool = False) -> Parsed:
     json_fault: Fault | None = None
     if stripped[0] in "{[":
         try:
-            lines = _scan_json(text)
             value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
-        except _Refused as e:
-            return Parsed(faults=[e.fault])
         except json.JSONDecodeError as e:
             json_fault = Fault("", f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno)
-        except (ValueError, RecursionError) as e:
+        except RecursionError:
+            return Parsed(faults=[_too_deep_json(text)])
+        except ValueError as e:
             return Parsed(faults=[Fault("", f"invalid JSON: {e}")])
         else:
-            return _split_root(value, lines)
+            if _deeper_than(value, MAX_DEPTH):
+                return Parsed(faults=[_too_deep_json(text)])
+            if isinstance(value, list):
+                return Parsed(docs=value, multi=True, json_text=text)
+            return Parsed(docs=[value], json_text=text)
     if json_fault is not None and (json_only or _LOOKS_JSON.match(text)):
         return Parsed(faults=[json_fault])
     if json_only:
@@ -90,10 +106,25 @@ def parse_text(text: str, *, json_only: bool = False) -> Parsed:
     return parsed
 
 
-def _split_root(value: Any, lines: dict[str, int]) -> Parsed:
-    if isinstance(value, list):
-        return Parsed(docs=value, multi=True, lines=lines)
-    return Parsed(docs=[value], lines=lines)
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return False
+
+
+def _too_deep_json(text: str) -> Fault:
+    try:
+        _scan_json(text)
+    except _Refused as e:
+        return e.fault
+    return Fault("", f"nesting deeper than {MAX_DEPTH} levels")
 
 
 def _no_constant(name: str) -> Any:
@@ -110,8 +141,8 @@ def _finite_float(text: str) -> float:
 def _scan_json(text: str) -> dict[str, int]:
     """Map each value's path to its line; refuse nesting deeper than MAX_DEPTH.
 
-    Runs before json.loads, whose C scanner recurses per nesting level.  On
-    malformed text the map may be partial; json.loads then reports the error.
+    Only run on text json.loads accepted (or found too deep), so the token
+    stream is well formed; it is iterative, whatever the nesting.
     """
     lines: dict[str, int] = {}
     # Each frame: [is_object, path, next_index, pending_key]
@@ -214,7 +245,7 @@ def _parse_yaml(text: str) -> Parsed:
         if not nodes:
             return Parsed(faults=[Fault("", "empty document: no definition found", line=1)])
         multi = len(nodes) > 1
-        parsed = Parsed(multi=multi)
+        parsed = Parsed(multi=multi, lines_known={})
         for i, node in enumerate(nodes):
             base = child("", i) if multi else ""
             _map_lines(node, base, parsed.lines)

@@ -54,15 +54,20 @@ def iter_expressions(text: str) -> Iterator[str]:
         pos = text.find("${", end + 1)
 
 
-def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(path, string) for every string inside `value`, keys excluded."""
+def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str | None]]:
+    """(path, string) for every string inside `value`, keys excluded.
+
+    A container nested deeper than MAX_VALUE_DEPTH yields (path, None) and is
+    not entered: the caller reports it, so a valid definition is shallow.
+    """
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         node, where, depth = stack.pop()
         if isinstance(node, str):
             yield where, node
         elif depth >= MAX_VALUE_DEPTH:
-            continue
+            if isinstance(node, dict | list):
+                yield where, None
         elif isinstance(node, dict):
             for key in reversed(list(node)):
                 stack.append((node[key], child(where, str(key)), depth + 1))
@@ -84,6 +89,9 @@ def check_references(value: Any, path: str, refs: Collection[str]) -> list[Fault
     """Faults for every `${root...}` in `value` whose root is unknown."""
     faults: list[Fault] = []
     for where, text in iter_strings(value, path):
+        if text is None:
+            faults.append(Fault(where, f"value nested deeper than {MAX_VALUE_DEPTH} levels"))
+            continue
         if "${" not in text:
             continue
         for expr in iter_expressions(text):

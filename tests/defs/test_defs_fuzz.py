@@ -19,6 +19,7 @@ from edged.defs import (
     Fault,
     lint_warnings,
     load_text,
+    normalize_workflow,
     validate_taskdef,
     validate_workflow,
 )
@@ -150,7 +151,11 @@ def test_arbitrary_json_values(value: Any) -> None:
 @given(mutated())
 def test_mutated_definitions(doc: Any) -> None:
     start = time.monotonic()
-    assert all(isinstance(f, Fault) for f in validate_workflow(doc))
+    found = validate_workflow(doc)
+    assert all(isinstance(f, Fault) for f in found)
+    if not found:
+        normal = normalize_workflow(doc)
+        assert validate_workflow(normal) == [] and normalize_workflow(normal) == normal
     assert all(isinstance(f, Fault) for f in lint_warnings(doc))
     assert time.monotonic() - start < TIME_BOUND_S
     try:
@@ -183,5 +188,6 @@ def test_pathological_inputs_are_fast() -> None:
         "name": "wf",
         "tasks": [{"name": "a", "taskReferenceName": "a", "inputParameters": {"v": deep_value}}],
     }
-    assert validate_workflow(doc) == []  # depth-capped walk: no RecursionError
+    found = [f.message for f in validate_workflow(doc)]  # depth-capped: no RecursionError
+    assert found == ["value nested deeper than 64 levels"]
     assert time.monotonic() - start < 10
