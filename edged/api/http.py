@@ -192,13 +192,14 @@ class _Server:
         except Rejected as rejected:
             self.app.stats.rejected_requests += 1
             await wire.reject(rejected)
-            return
         except PeerGone:
             pass
         except Exception:
             # A bug of ours: end this connection, keep the server.
             log.exception("HTTP connection from %s failed", client)
-        await wire.close()
+        finally:
+            # Also on cancellation (server shutdown): the socket never leaks.
+            await wire.close()
 
     async def respond(self, request: Request) -> AnyResponse:
         if not self.app.is_authorized(request):

@@ -96,6 +96,12 @@ class HttpConnection:
             return None
         if not isinstance(event, h11.Request):  # h11 yields only these two in IDLE
             raise Rejected(400, f"unexpected {type(event).__name__}")
+        # h11 enforces max_incomplete_event_size only while a head is still
+        # incomplete; a big head arriving in one read must be measured here.
+        if _head_bytes(event) > self.limits.max_header_bytes:
+            raise Rejected(431, "request head too large")
+        if event.http_version not in (b"1.0", b"1.1"):
+            raise Rejected(505, "only HTTP/1.0 and HTTP/1.1 are served")
         self.head_only = event.method == b"HEAD"
         body = await self._receive_body(event)
         return _to_request(event, body, client)
@@ -276,6 +282,12 @@ def _reason(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode()
     except ValueError:  # a status the stdlib does not know: the phrase is optional
         return b""
+
+
+def _head_bytes(head: h11.Request) -> int:
+    # Request line and header lines as sent, give or take optional whitespace.
+    line = len(head.method) + len(head.target) + len(b"  HTTP/1.1\r\n")
+    return line + sum(len(n) + len(v) + 4 for n, v in head.headers) + 2
 
 
 def _declared_length(head: h11.Request) -> int | None:

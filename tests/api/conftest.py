@@ -9,6 +9,7 @@ import httpx
 import pytest
 import trio
 from api_fakes import FakeEngine
+from api_rawclient import RawConnection, connect
 
 from edged.api.conductor import conductor_routes
 from edged.api.http import App, HttpLimits, serve_http
@@ -43,3 +44,21 @@ async def conductor(
     host, port = await start_server(App(conductor_routes(engine)))
     async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=5) as client:
         yield client
+
+
+RawConnect = Callable[[tuple[str, int]], Awaitable[RawConnection]]
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[RawConnect]:
+    """Open raw client connections that are closed when the test ends."""
+    opened: list[RawConnection] = []
+
+    async def open_connection(address: tuple[str, int]) -> RawConnection:
+        conn = await connect(address)
+        opened.append(conn)
+        return conn
+
+    yield open_connection
+    for conn in opened:
+        await conn.aclose()
