@@ -222,6 +222,12 @@ class JsSandbox:
             return JsError(f"script timed out after {self.time_limit_ms} ms")
         if first_line == "InternalError: out of memory":
             return JsError(f"script exceeded the memory limit of {self.memory_limit_bytes} bytes")
+        if first_line == "null":
+            # When memory is so short that QuickJS cannot even build the
+            # InternalError, it throws null: indistinguishable from `throw null`.
+            return JsError(
+                f"script threw null, or hit the memory limit of {self.memory_limit_bytes} bytes"
+            )
         if isinstance(exc, quickjs.StackOverflow) or "call stack size exceeded" in first_line:
             return JsError(f"script overflowed the stack (max {self.max_stack_bytes} bytes)")
         return JsError(f"Error evaluating the script `{first_line}`")
