@@ -42,7 +42,7 @@ import msgpack
 
 from edged.errors import BadInput
 
-__all__ = ["EXT_BIG_INT", "EXT_NESTED", "PayloadNotJSON", "decode", "encode"]
+__all__ = ["EXT_BIG_INT", "EXT_NESTED", "PayloadNotJSON", "decode", "decode_many", "encode"]
 
 EXT_BIG_INT: Final = 1
 EXT_NESTED: Final = 2
@@ -172,3 +172,25 @@ def decode(blob: bytes) -> Any:
         strict_map_key=False,
         raw=False,
     )
+
+
+def decode_many(blobs: list[bytes]) -> list[Any]:
+    """Decode many blobs at once: one streaming unpacker instead of a call per blob.
+
+    Recovery decodes ~100,000 task documents; this saves the per-call set-up.
+    """
+    if not blobs:
+        return []
+    joined = b"".join(blobs)
+    unpacker = msgpack.Unpacker(
+        ext_hook=_ext_hook,
+        unicode_errors="surrogatepass",
+        strict_map_key=False,
+        raw=False,
+        max_buffer_size=max(len(joined), 1),
+    )
+    unpacker.feed(joined)
+    values = list(unpacker)
+    if len(values) != len(blobs):
+        raise ValueError(f"decode_many: {len(blobs)} blobs gave {len(values)} values")
+    return values

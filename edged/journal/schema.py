@@ -73,7 +73,6 @@ CREATE INDEX executions_by_parent ON executions (parent_id) WHERE parent_id IS N
 CREATE INDEX executions_by_correlation ON executions (correlation_id)
     WHERE correlation_id IS NOT NULL;
 CREATE INDEX executions_by_ended ON executions (ended_ms) WHERE ended_ms IS NOT NULL;
-CREATE INDEX executions_by_created ON executions (created_ms);
 CREATE TABLE tasks (
     task_id TEXT PRIMARY KEY,
     workflow_id TEXT NOT NULL,
@@ -148,7 +147,9 @@ def connect(
     path: Path, settings: JournalSettings, *, read_only: bool = False
 ) -> sqlite3.Connection:
     """A connection with edged's pragmas; manual transactions (isolation_level=None)."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=256
+    )
     conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
     conn.execute(f"PRAGMA cache_size = -{int(settings.cache_size_kib)}")
     conn.execute("PRAGMA mmap_size = 0")  # 512 MB boards: no address-space games
