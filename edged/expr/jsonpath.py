@@ -111,13 +111,9 @@ class CompiledPath:
     steps: tuple[_Step, ...]
     function: str | None
     definite: bool
-
-    @property
-    def root(self) -> str | None:
-        """The top-level name the path starts with (`workflow`, a task ref), if any."""
-        if self.steps and isinstance(self.steps[0], _Prop) and len(self.steps[0].names) == 1:
-            return self.steps[0].names[0]
-        return None
+    root: str | None  # the top-level name the path starts with (`workflow`, a task ref)
+    keys: tuple[str, ...] | None  # the names after the root, when that is all there is
+    yields_array: bool  # `read` returns Jayway's result array (printed as JSON when embedded)
 
     def read(self, root_value: Any) -> Any:
         """Apply every step after the root name to `root_value` (MISSING if absent).
@@ -125,6 +121,16 @@ class CompiledPath:
         Returns the value (definite, or any path ending in a function) or the
         list of matches (indefinite).
         """
+        keys = self.keys
+        if keys is not None:
+            # The common case (`workflow.input.x`): plain key lookups, no lists.
+            node = root_value
+            for key in keys:
+                if type(node) is dict or isinstance(node, Mapping):
+                    node = node.get(key, MISSING)
+                else:
+                    return None
+            return None if node is MISSING else node
         nodes: list[Any] = [] if root_value is MISSING else [root_value]
         for step in self.steps[1:]:
             nodes = _apply(step, nodes)
@@ -134,11 +140,6 @@ class CompiledPath:
         if self.definite:
             return nodes[0] if nodes else None
         return nodes
-
-    @property
-    def yields_array(self) -> bool:
-        """True when `read` returns Jayway's result array (printed as JSON when embedded)."""
-        return not self.definite and self.function is None
 
     def read_unrooted(self) -> Any:
         """Result for a path that does not start with a plain name (`$`, `*`, `..x`)."""
@@ -362,4 +363,12 @@ def compile_path(text: str) -> CompiledPath:
         else:
             raise reader.fail(f"unexpected {ch!r}")
     definite = all(_is_definite(step) for step in steps)
-    return CompiledPath(tuple(steps), function, definite)
+    root = None
+    if steps and isinstance(steps[0], _Prop) and len(steps[0].names) == 1:
+        root = steps[0].names[0]
+    keys: tuple[str, ...] | None = None
+    plain = all(isinstance(step, _Prop) and len(step.names) == 1 for step in steps)
+    if root is not None and function is None and plain:
+        keys = tuple(step.names[0] for step in steps[1:] if isinstance(step, _Prop))
+    yields_array = not definite and function is None
+    return CompiledPath(tuple(steps), function, definite, root, keys, yields_array)

@@ -74,6 +74,7 @@ class _Ref:
 class _Template:
     parts: tuple[str | _Ref, ...]
     whole: bool  # exactly one reference spanning the string
+    lone: _Ref | None  # that reference, when `whole`
 
 
 def _spans(text: str) -> list[tuple[int, int]]:
@@ -125,7 +126,8 @@ def _compile(text: str) -> _Template:
     if pos < len(text):
         parts.append(text[pos:])
     whole = len(spans) == 1 and spans[0] == (0, len(text))
-    return _Template(tuple(parts), whole)
+    lone = parts[0] if whole and isinstance(parts[0], _Ref) else None
+    return _Template(tuple(parts), whole, lone)
 
 
 class _Resolver:
@@ -139,13 +141,27 @@ class _Resolver:
         self.task_id = task_id
 
     def walk(self, value: Any) -> Any:
-        if isinstance(value, str):
+        kind = type(value)  # exact type checks first: this runs for every template value
+        if kind is str:
             if "${" not in value:
                 return value
-            return self.render(_compile(value), top=True)
-        if isinstance(value, dict):
+            template = _compile(value)
+            ref = template.lone
+            if ref is not None and ref.path is not None and ref.path.root is not None:
+                found = self.ctx.get(ref.path.root, MISSING)
+                if found is MISSING:
+                    found = self.env.get(ref.path.root, MISSING)
+                return _copy(ref.path.read(found))
+            return self.render(template, top=True)
+        if kind is dict:
             return {key: self.walk(item) for key, item in value.items()}
-        if isinstance(value, list):
+        if kind is list:
+            return [self.walk(item) for item in value]
+        if isinstance(value, str):
+            return self.walk(str(value))
+        if isinstance(value, Mapping):
+            return {key: self.walk(value[key]) for key in value}
+        if isinstance(value, (list, tuple)):
             return [self.walk(item) for item in value]
         return value
 
@@ -201,6 +217,9 @@ def _unescape(text: str) -> str:
 
 
 def _copy(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return value
     if isinstance(value, dict):
         return {key: _copy(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
