@@ -28,7 +28,8 @@ closed here:
   with ``Unpacker.skip()`` (no objects built, ~1/8 of the cost of packing).
 
 Floats are always 64-bit (exact, including -0.0, NaN and infinities), ``True``
-stays distinct from ``1`` and ``1`` from ``1.0``.  Tuples encode as lists.  A
+stays distinct from ``1`` and ``1`` from ``1.0``.  Tuples encode as lists; bytes
+round trip as bytes (not JSON, but harmless).  A
 value that is not JSON-shaped (a set, bytes, an object) raises
 ``PayloadNotJSON``, a ``BadInput``: it is the caller's bug, and it is caught
 before anything reaches the journal.

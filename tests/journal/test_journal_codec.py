@@ -1,0 +1,122 @@
+"""The payload codec: exact round trips for every JSON value a user can send."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edged.journal.codec import EXT_BIG_INT, PayloadNotJSON, decode, decode_many, encode
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal with equal types all the way down (1 != 1.0 != True), NaN equal to NaN.
+
+    Iterative, because the values may be nested deeper than the Python stack.
+    """
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, dict):
+            if list(x) != list(y):
+                return False
+            stack.extend((x[k], y[k]) for k in x)
+        elif isinstance(x, list):
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y, strict=True))
+        elif isinstance(x, float):
+            if not (x == y or (math.isnan(x) and math.isnan(y))):
+                return False
+            if math.copysign(1.0, x) != math.copysign(1.0, y):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+# Strings with lone surrogates included, as json.loads("\"\\ud800\"") produces them.
+texts = st.text(st.characters(codec=None, exclude_categories=()))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()  # unbounded: far outside msgpack's 64-bit range
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | texts
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(texts, inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@given(json_values)
+@settings(max_examples=400)
+def test_round_trip_is_exact(value: Any) -> None:
+    assert same(decode(encode(value)), value)
+
+
+@given(st.lists(json_values, max_size=8))
+def test_decode_many_matches_decode(values: list[Any]) -> None:
+    blobs = [encode(v) for v in values]
+    assert same(decode_many(blobs), [decode(b) for b in blobs])
+
+
+@given(st.integers())
+def test_ints_stay_ints_at_every_size(n: int) -> None:
+    back = decode(encode(n))
+    assert type(back) is int and back == n
+
+
+def test_type_distinctions_survive() -> None:
+    value = [1, 1.0, True, 0, 0.0, False, -0.0, None, "1", 2**64, 2**64 - 1, -(2**63), -(2**63) - 1]
+    assert same(decode(encode(value)), value)
+
+
+def test_big_ints_use_the_ext_type_and_small_ones_do_not() -> None:
+    assert msgpack.unpackb(encode(2**64 - 1)) == 2**64 - 1
+    ext = msgpack.unpackb(encode(2**64))
+    assert isinstance(ext, msgpack.ExtType) and ext.code == EXT_BIG_INT
+
+
+def test_values_from_json_loads_round_trip() -> None:
+    text = '{"s": "\\ud800x\\udfff", "n": 123456789012345678901234567890, "f": 1e308, "z": -0.0, "u": "\\u00e9\\ud83d\\ude00"}'
+    value = json.loads(text)
+    assert same(decode(encode(value)), value)
+    assert decode(encode(value))["s"] == "\ud800x\udfff"
+
+
+@pytest.mark.parametrize("depth", [10, 511, 512, 1023, 1024, 1025, 1026, 3000])
+def test_deep_nesting_round_trips(depth: int) -> None:
+    value: Any = "leaf"
+    for i in range(depth):
+        value = [value, i] if i % 2 else {"k": value, "n": 2**80}
+    assert same(decode(encode(value)), value)
+
+
+def test_as_deep_as_json_allows() -> None:
+    # Find the deepest array json.loads accepts here, then round trip it.
+    depth = 100
+    while True:
+        try:
+            json.loads("[" * (depth + 100) + "]" * (depth + 100))
+        except RecursionError:
+            break
+        depth += 100
+    value = json.loads("[" * depth + "]" * depth)
+    assert same(decode(encode(value)), value)
+
+
+@pytest.mark.parametrize("bad", [{1, 2}, object(), [1, {"a": complex(1, 2)}]])
+def test_non_json_values_are_refused(bad: Any) -> None:
+    with pytest.raises(PayloadNotJSON):
+        encode(bad)
