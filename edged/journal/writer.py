@@ -188,7 +188,7 @@ class WriterThread:
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self.stopped_reason is None and self._thread.is_alive()
 
     @property
     def queue_depth(self) -> int:
