@@ -181,14 +181,17 @@ class _Server:
     ) -> None:
         wire = HttpConnection(stream, self.limits)
         try:
-            while True:
-                request = await wire.receive_request(client)
-                if request is None:
-                    break
-                self.app.stats.requests += 1
-                response = await self.respond(request)
-                if not await wire.send_response(request, response):
-                    break
+            with wire.deadlines:
+                while True:
+                    request = await wire.receive_request(client)
+                    if request is None:
+                        break
+                    self.app.stats.requests += 1
+                    response = await self.respond(request)
+                    if not await wire.send_response(request, response):
+                        break
+            if (timeout := wire.timed_out()) is not None:
+                raise timeout
         except Rejected as rejected:
             self.app.stats.rejected_requests += 1
             await wire.reject(rejected)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -79,19 +80,33 @@ class HttpConnection:
         self.limits = limits
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.head_only = False
+        # One cancel scope for the connection's whole life, its deadline moved
+        # per phase: far cheaper than a fresh scope around every read and write.
+        # The caller runs the request loop inside it and asks ``timed_out()``.
+        self.deadlines = trio.CancelScope()
+        self.phase = "idle"
+
+    def _enter_phase(self, phase: str, timeout_s: float) -> None:
+        self.phase = phase
+        self.deadlines.deadline = trio.current_time() + timeout_s
+
+    def timed_out(self) -> Rejected | None:
+        """After ``deadlines`` fired: the reply owed, if any (silence for idle and send)."""
+        if self.deadlines.cancelled_caught and self.phase in ("head", "body"):
+            return Rejected(408, f"request {self.phase} not received in time")
+        return None
 
     async def receive_request(self, client: tuple[str, int] | None) -> Request | None:
         event = self._next_event()
         if event is h11.NEED_DATA and not self.conn.trailing_data[0]:
             # Idle keep-alive connection: silence is allowed, up to a point.
-            with trio.move_on_after(self.limits.idle_timeout_s) as idle:
-                await self._receive_into_h11()
-            if idle.cancelled_caught:
-                return None
+            self._enter_phase("idle", self.limits.idle_timeout_s)
+            await self._receive_into_h11()
             event = self._next_event()
-        deadline = trio.current_time() + self.limits.header_timeout_s
-        if event is h11.NEED_DATA:
-            event = await self._event_before(deadline, "request head")
+        self._enter_phase("head", self.limits.header_timeout_s)
+        while event is h11.NEED_DATA:
+            await self._receive_into_h11()
+            event = self._next_event()
         if isinstance(event, h11.ConnectionClosed):
             return None
         if not isinstance(event, h11.Request):  # h11 yields only these two in IDLE
@@ -104,6 +119,8 @@ class HttpConnection:
             raise Rejected(505, "only HTTP/1.0 and HTTP/1.1 are served")
         self.head_only = event.method == b"HEAD"
         body = await self._receive_body(event)
+        # The application's own time is not bounded here.
+        self.phase, self.deadlines.deadline = "app", math.inf
         return _to_request(event, body, client)
 
     async def send_response(self, request: Request, response: AnyResponse) -> bool:
@@ -126,7 +143,11 @@ class HttpConnection:
                 headers=(("connection", "close"),),
             )
             # The peer may be gone, or h11 may forbid a reply now: then just close.
-            with contextlib.suppress(PeerGone, h11.LocalProtocolError):
+            # This runs outside ``deadlines``, so it brings its own time limit.
+            with (
+                trio.move_on_after(self.limits.send_timeout_s),
+                contextlib.suppress(PeerGone, h11.LocalProtocolError),
+            ):
                 await self._send_full(reply)
         await self.linger_close()
 
@@ -169,16 +190,6 @@ class HttpConnection:
             raise PeerGone("connection lost while reading") from exc
         self.conn.receive_data(bytes(data))  # b"" tells h11 the peer closed
 
-    async def _event_before(self, deadline: float, what: str) -> object:
-        while True:
-            event = self._next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            with trio.move_on_at(deadline):
-                await self._receive_into_h11()
-                continue
-            raise Rejected(408, f"{what} not received in time")
-
     async def _receive_body(self, head: h11.Request) -> bytes:
         limit = self.limits.max_body_bytes
         declared = _declared_length(head)
@@ -188,10 +199,12 @@ class HttpConnection:
         if self.conn.client_is_waiting_for_100_continue:
             await self._send(self._emit(h11.InformationalResponse(status_code=100, headers=[])))
         body = bytearray()
-        deadline = trio.current_time() + self.limits.body_timeout_s
+        self._enter_phase("body", self.limits.body_timeout_s)
         while True:
-            event = await self._event_before(deadline, "request body")
-            if isinstance(event, h11.Data):
+            event = self._next_event()
+            if event is h11.NEED_DATA:
+                await self._receive_into_h11()
+            elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > limit:
                     raise Rejected(413, f"request body exceeds {limit} bytes")
@@ -206,13 +219,15 @@ class HttpConnection:
         return self.conn.send(event) or b""
 
     async def _send(self, data: bytes) -> None:
-        with trio.move_on_after(self.limits.send_timeout_s) as scope:
-            try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise PeerGone("connection lost while writing") from exc
-        if scope.cancelled_caught:
-            raise PeerGone("client stopped reading")
+        # A client that stops reading must not hold its slot: bound each write,
+        # then restore the phase (a stream may idle between chunks for long).
+        phase, deadline = self.phase, self.deadlines.deadline
+        self._enter_phase("send", self.limits.send_timeout_s)
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise PeerGone("connection lost while writing") from exc
+        self.phase, self.deadlines.deadline = phase, deadline
 
     async def _send_full(self, response: Response) -> None:
         bodyless = response.status in _BODYLESS_STATUSES
