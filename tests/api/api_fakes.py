@@ -42,7 +42,7 @@ class FakeEngine:
     def last_call(self, name: str) -> tuple[Any, ...]:
         for called, args in reversed(self.calls):
             if called == name:
-                return args
+                return tuple(args)
         raise AssertionError(f"{name} was never called")
 
     # -- metadata ----------------------------------------------------------
