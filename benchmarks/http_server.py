@@ -47,6 +47,13 @@ async def _serve(port_file: Path) -> None:
         port_file.write_text(str(port))  # noqa: ASYNC240
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -111,9 +118,11 @@ def main() -> None:
                 raise SystemExit("server did not start")
             time.sleep(0.01)
         port = int(port_file.read_text())
+        idle_rss_mb = _rss_mb(server.pid)
         cpu_before_s = _cpu_seconds(server.pid)
         latencies_s = trio.run(_load, port, args.clients, args.seconds)
         server_cpu_s = _cpu_seconds(server.pid) - cpu_before_s
+        loaded_rss_mb = _rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait()
@@ -135,6 +144,10 @@ def main() -> None:
                     "max": round(latencies_s[-1] * 1000, 3),
                 },
                 "server_cpu_us_per_request": round(server_cpu_s / count * 1e6, 1),
+                "server_rss_mb": {
+                    "idle": round(idle_rss_mb, 1),
+                    "after_load": round(loaded_rss_mb, 1),
+                },
                 "machine": {
                     "platform": platform.platform(),
                     "cpus": os.cpu_count(),

@@ -72,7 +72,8 @@ class App:
     """What the server serves: a request handler and an optional bearer token.
 
     When ``auth_token`` is set, every request except ``GET``/``HEAD /health``
-    must carry ``Authorization: Bearer <token>``; others get a 401 JSON error.
+    must carry ``Authorization: Bearer <token>`` (or Orkes' ``X-Authorization:
+    <token>``); others get a 401 JSON error.
     """
 
     handler: Handler
@@ -87,12 +88,18 @@ class App:
             return True
         if request.path == "/health" and request.method in ("GET", "HEAD"):
             return True
-        supplied = request.header("authorization") or ""
-        scheme, _, token = supplied.partition(" ")
-        # compare_digest: the time taken must not reveal how much of a guess matched.
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), self.auth_token.encode()
-        )
+        expected = self.auth_token.encode()
+        supplied = request.header("authorization")
+        if supplied is not None:
+            scheme, _, token = supplied.partition(" ")
+            # compare_digest: the time taken must not reveal how much of a guess matched.
+            return scheme.lower() == "bearer" and hmac.compare_digest(
+                token.strip().encode(), expected
+            )
+        # Orkes SDKs send the bare token in X-Authorization; accept it too so
+        # they work unchanged.
+        orkes = request.header("x-authorization")
+        return orkes is not None and hmac.compare_digest(orkes.strip().encode(), expected)
 
 
 async def serve_http(
