@@ -103,10 +103,13 @@ class HttpConnection:
             self._enter_phase("idle", self.limits.idle_timeout_s)
             await self._receive_into_h11()
             event = self._next_event()
-        self._enter_phase("head", self.limits.header_timeout_s)
-        while event is h11.NEED_DATA:
-            await self._receive_into_h11()
-            event = self._next_event()
+        if event is h11.NEED_DATA:
+            # Only a head split across reads needs its own deadline; most
+            # arrive whole, and every deadline change has a cost.
+            self._enter_phase("head", self.limits.header_timeout_s)
+            while event is h11.NEED_DATA:
+                await self._receive_into_h11()
+                event = self._next_event()
         if isinstance(event, h11.ConnectionClosed):
             return None
         if not isinstance(event, h11.Request):  # h11 yields only these two in IDLE
@@ -199,10 +202,13 @@ class HttpConnection:
         if self.conn.client_is_waiting_for_100_continue:
             await self._send(self._emit(h11.InformationalResponse(status_code=100, headers=[])))
         body = bytearray()
-        self._enter_phase("body", self.limits.body_timeout_s)
+        waited = False
         while True:
             event = self._next_event()
             if event is h11.NEED_DATA:
+                if not waited:  # a body already in the buffer needs no deadline
+                    self._enter_phase("body", self.limits.body_timeout_s)
+                    waited = True
                 await self._receive_into_h11()
             elif isinstance(event, h11.Data):
                 body += event.data
@@ -218,16 +224,18 @@ class HttpConnection:
     def _emit(self, event: h11.Event) -> bytes:
         return self.conn.send(event) or b""
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: bytes, *, restore: bool = True) -> None:
         # A client that stops reading must not hold its slot: bound each write,
         # then restore the phase (a stream may idle between chunks for long).
+        # A complete response skips the restore: the next phase is set anyway.
         phase, deadline = self.phase, self.deadlines.deadline
         self._enter_phase("send", self.limits.send_timeout_s)
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise PeerGone("connection lost while writing") from exc
-        self.phase, self.deadlines.deadline = phase, deadline
+        if restore:
+            self.phase, self.deadlines.deadline = phase, deadline
 
     async def _send_full(self, response: Response) -> None:
         bodyless = response.status in _BODYLESS_STATUSES
@@ -241,7 +249,8 @@ class HttpConnection:
         if response.body and not bodyless and not self.head_only:
             data += self._emit(h11.Data(data=response.body))
         data += self._emit(h11.EndOfMessage())
-        await self._send(data)  # one write: head and body leave in one segment
+        # One write: head and body leave in one segment.
+        await self._send(data, restore=False)
 
     async def _send_stream(self, response: StreamingResponse) -> None:
         chunks = response.chunks
