@@ -16,8 +16,14 @@ bytes and enforces time and size:
   client can read the error before the socket goes away (closing a socket
   with unread input sends a TCP reset, which can destroy the reply in flight).
 
+Time: the caller runs its request loop inside ``deadlines``, one cancel scope
+whose deadline moves with the phase: idle, head, body and send each have one;
+the application (and a stream producer between chunks) has none, since its
+time is its own business.  When the deadline fires, ``timed_out()`` says what
+is owed: 408 after a slow head or body, silence after an idle or stuck send.
+So every wait on the peer is bounded and no peer can hold a slot forever.
+
 A dead or stalled peer raises ``PeerGone``: the only thing left is to close.
-Every wait has a deadline, so a connection can never hold its slot forever.
 """
 
 from __future__ import annotations
