@@ -320,6 +320,25 @@ async def test_idle_keep_alive_connection_is_closed_silently(
         assert 30 <= trio.current_time() - start <= 31
 
 
+async def test_client_that_stops_reading_is_cut_at_send_timeout(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    with trio.fail_after(100):
+        app, state = echo_app()
+        state["stream_gate"].set()  # type: ignore[attr-defined]
+        # Lockstep streams: a send blocks until the other side reads.
+        client, server = trio.testing.lockstep_stream_pair()
+        nursery.start_soon(
+            partial(serve_http_connection, app, server, limits=HttpLimits(send_timeout_s=7))
+        )
+        conn = RawConnection(client)
+        await conn.send(get("/stream?endless=1"))
+        await conn._read_until(b"data: two\n\n")
+        start = trio.current_time()  # from here on the client reads nothing
+        await state["stream_closed"].wait()  # type: ignore[attr-defined]
+        assert 7 <= trio.current_time() - start <= 8
+
+
 async def test_slowloris_over_a_real_socket(raw: RawConnect, start_server: StartServer) -> None:
     with trio.fail_after(LIMIT_S):
         app, _ = echo_app()
