@@ -7,6 +7,7 @@ responses are parsed just enough to check status, headers and body.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,3 +97,7 @@ async def connect(address: tuple[str, int]) -> RawConnection:
 def get(path: str, *extra_headers: str, method: str = "GET") -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: test", *extra_headers, "", ""]
     return "\r\n".join(lines).encode()
+
+
+RawConnect = Callable[[tuple[str, int]], Awaitable[RawConnection]]
+StartServer = Callable[..., Awaitable[tuple[str, int]]]

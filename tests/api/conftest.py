@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from functools import partial
 
 import httpx
 import pytest
 import trio
 from api_fakes import FakeEngine
-from api_rawclient import RawConnection, connect
+from api_rawclient import RawConnect, RawConnection, StartServer, connect
 
 from edged.api.conductor import conductor_routes
 from edged.api.http import App, HttpLimits, serve_http
-
-StartServer = Callable[..., Awaitable[tuple[str, int]]]
 
 
 @pytest.fixture
@@ -44,9 +42,6 @@ async def conductor(
     host, port = await start_server(App(conductor_routes(engine)))
     async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=5) as client:
         yield client
-
-
-RawConnect = Callable[[tuple[str, int]], Awaitable[RawConnection]]
 
 
 @pytest.fixture

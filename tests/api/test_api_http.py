@@ -12,8 +12,7 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
-from api_rawclient import RawConnection, connect, get
-from conftest import RawConnect, StartServer
+from api_rawclient import RawConnect, RawConnection, StartServer, connect, get
 
 from edged.api.http import App, HttpLimits, serve_http, serve_http_connection
 from edged.api.messages import (
