@@ -22,8 +22,10 @@ power-of-two chunks (at most 64 rows).  History length per execution is
 tracked in ``executions.history_count``, carried on the execution upsert of
 the same segment (its ``RETURNING`` gives the new total, so the cap costs no
 extra statement in the common case); when it passes `JournalSettings.max_history_per_execution` the oldest events are
-deleted and ``history_dropped`` counts them.  History for a workflow id with
-no execution row is kept uncapped.
+deleted and ``history_dropped`` counts them.  History counts toward the cap
+when its execution row is in the same batch or already written (the engine
+always writes the snapshot with its events); history for a workflow id with
+no execution row yet is kept but not counted.
 """
 
 from __future__ import annotations
