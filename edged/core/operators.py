@@ -595,8 +595,9 @@ def advance(tr: Transition, task: Task) -> None:
     elif slot.kind == "loop":
         loop = wf.task_by_id(task.loop_id) if task.loop_id else None
         if loop is not None:
-            if loop.marker != loop.iteration:
-                loop.marker = loop.iteration
+            current = int(loop.output.get("iteration", 1))
+            if loop.marker != current:
+                loop.marker = current
                 tr.changed(loop)
             loops.check_loop(tr, loop)
     if task.loop_id:

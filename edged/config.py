@@ -1,0 +1,201 @@
+"""Daemon configuration: a YAML/JSON file, command-line overrides, embedded defaults.
+
+Every key is checked before the daemon touches its journal: an unknown key,
+a wrong type or an unusable value stops the start with one line naming the
+problem (`ConfigError`).  With no file at all the embedded defaults apply:
+data under the user's state directory (systemd's $STATE_DIRECTORY when set),
+the API on 127.0.0.1 only.
+
+Example (every key optional)::
+
+    data_dir: /var/lib/edged
+    listen: 127.0.0.1:8080
+    auth_token: "..."             # required when listen is not loopback
+    defs: [/etc/edged/workflows]  # definitions loaded (and validated) at start
+    python:
+      paths: [/opt/edged/handlers]    # added to sys.path
+      modules: [myhandlers]           # imported; their @task handlers register
+      max_threads: 8
+    bindings:
+      checknumber: {python: "myhandlers:check"}
+    journal:
+      retention_max_age_s: 604800
+      retention_max_count: 10000
+    expressions:
+      env_allowlist: [HOSTNAME]       # ${NAME} may read these environment variables
+    log_format: logfmt                # or json
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edged.errors import ConfigError
+
+DEFAULT_PORT = 8080
+
+_KEYS = {
+    "data_dir": str,
+    "listen": str,
+    "auth_token": str,
+    "defs": list,
+    "python": dict,
+    "bindings": dict,
+    "journal": dict,
+    "expressions": dict,
+    "log_format": str,
+    "log_level": str,
+}
+_PYTHON_KEYS = {"paths": list, "modules": list, "max_threads": int}
+_JOURNAL_KEYS = {"retention_max_age_s": int, "retention_max_count": int, "max_history_per_execution": int}
+_EXPR_KEYS = {"env_allowlist": list}
+
+
+@dataclass(slots=True)
+class Config:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    auth_token: str | None = None
+    defs: list[Path] = field(default_factory=list)
+    python_paths: list[str] = field(default_factory=list)
+    python_modules: list[str] = field(default_factory=list)
+    max_threads: int = 8
+    bindings: dict[str, str] = field(default_factory=dict)  # task name -> "module:function"
+    retention_max_age_s: int = 7 * 24 * 3600
+    retention_max_count: int = 10_000
+    max_history_per_execution: int = 10_000
+    env_allowlist: list[str] = field(default_factory=list)
+    log_format: str = "logfmt"
+    log_level: str = "INFO"
+    source: str = "embedded defaults"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "journal.db"
+
+
+def default_data_dir() -> Path:
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "edged"
+
+
+def _check(section: str, raw: dict[str, Any], spec: dict[str, type]) -> None:
+    for key, value in raw.items():
+        if key not in spec:
+            import difflib
+
+            near = difflib.get_close_matches(str(key), list(spec), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"{section}{key}: unknown key{hint}")
+        want = spec[key]
+        if value is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
+            raise ConfigError(f"{section}{key}: expected {want.__name__}, got {type(value).__name__}")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = text, str(DEFAULT_PORT)
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"listen: {text!r} is not HOST:PORT") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"listen: port {port} is out of range")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config(
+    path: str | None = None,
+    *,
+    data_dir: str | None = None,
+    listen: str | None = None,
+    defs: list[str] | None = None,
+) -> Config:
+    raw: dict[str, Any] = {}
+    source = "embedded defaults"
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"config {path}: cannot read: {exc.strerror or exc}") from None
+        try:
+            loaded = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ConfigError(f"config {path}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path}: expected a mapping at the top level")
+        raw = loaded
+        source = path
+    _check("", raw, _KEYS)
+    python = raw.get("python") or {}
+    _check("python.", python, _PYTHON_KEYS)
+    journal = raw.get("journal") or {}
+    _check("journal.", journal, _JOURNAL_KEYS)
+    expressions = raw.get("expressions") or {}
+    _check("expressions.", expressions, _EXPR_KEYS)
+    base = Path(path).parent if path else Path.cwd()
+
+    def rel(p: str) -> Path:
+        q = Path(os.path.expanduser(p))
+        return q if q.is_absolute() else base / q
+
+    cfg = Config(data_dir=rel(raw["data_dir"]) if raw.get("data_dir") else default_data_dir(), source=source)
+    host, port = parse_listen(listen or raw.get("listen") or f"127.0.0.1:{DEFAULT_PORT}")
+    cfg.host, cfg.port = host, port
+    cfg.auth_token = raw.get("auth_token")
+    if data_dir:
+        cfg.data_dir = Path(data_dir)
+    cfg.defs = [Path(d) for d in defs] if defs else [rel(str(d)) for d in raw.get("defs") or []]
+    cfg.python_paths = [str(rel(str(p))) for p in python.get("paths") or []]
+    cfg.python_modules = [str(m) for m in python.get("modules") or []]
+    cfg.max_threads = python.get("max_threads") or 8
+    for name, binding in (raw.get("bindings") or {}).items():
+        if not isinstance(binding, dict) or set(binding) != {"python"} or not isinstance(binding["python"], str):
+            raise ConfigError(f"bindings.{name}: expected {{python: 'module:function'}}")
+        cfg.bindings[str(name)] = binding["python"]
+    cfg.retention_max_age_s = journal.get("retention_max_age_s", cfg.retention_max_age_s)
+    cfg.retention_max_count = journal.get("retention_max_count", cfg.retention_max_count)
+    cfg.max_history_per_execution = journal.get("max_history_per_execution", cfg.max_history_per_execution)
+    cfg.env_allowlist = [str(n) for n in expressions.get("env_allowlist") or []]
+    cfg.log_format = raw.get("log_format") or "logfmt"
+    if cfg.log_format not in ("logfmt", "json"):
+        raise ConfigError(f"log_format: expected 'logfmt' or 'json', got {cfg.log_format!r}")
+    cfg.log_level = str(raw.get("log_level") or "INFO").upper()
+    if not is_loopback(cfg.host) and not cfg.auth_token:
+        raise ConfigError(f"listen: {cfg.host} is not loopback; set auth_token to serve beyond this machine")
+    return cfg
+
+
+def check_data_dir(cfg: Config) -> None:
+    """Make sure the data directory exists and is writable, before the journal opens."""
+    try:
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"data_dir {cfg.data_dir}: cannot create: {exc.strerror or exc}") from None
+    if not os.access(cfg.data_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"data_dir {cfg.data_dir}: not writable by this user")

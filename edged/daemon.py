@@ -1,0 +1,217 @@
+"""`edged run`: the daemon's root nursery.
+
+Start-up order, so that a bad start leaves no trace: configuration, handler
+modules and definition files are checked first; only then is the data
+directory created and the journal opened (integrity-checked and migrated);
+then recovery resumes every unfinished execution; then the API listens and
+READY=1 goes to systemd.  SIGTERM/SIGINT stop new starts, give in-flight
+in-process work a grace period, and cancel the root nursery; every journal
+commit is atomic, so whatever was not committed simply runs again on the
+next start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from edged import __version__
+from edged.api.conductor import conductor_routes
+from edged.api.http import App, serve_http
+from edged.config import Config, check_data_dir
+from edged.defs import Definitions, load_paths
+from edged.errors import ConfigError
+from edged.handlers import HandlerRegistry, default_registry
+from edged.journal import JournalSettings, open_journal
+from edged.runtime.dispatch import Binding, Dispatcher
+from edged.runtime.engine import Engine, EngineSettings
+from edged.runtime.registry import DefinitionRegistry
+from edged.runtime.service import EngineService
+from edged.runtime.sinks import ConductorSink
+from edged.runtime.timers import now_ms
+
+log = logging.getLogger("edged")
+
+
+class _LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage().replace('"', '\\"')
+        line = f'ts={self.formatTime(record, "%Y-%m-%dT%H:%M:%S")} level={record.levelname.lower()} logger={record.name} msg="{msg}"'
+        if record.exc_info:
+            line += ' exc="' + self.formatException(record.exc_info).replace("\n", "\\n").replace('"', '\\"') + '"'
+        return line
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"ts": record.created, "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def setup_logging(fmt: str = "logfmt", level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def sd_notify(message: str) -> None:
+    """systemd's notify protocol (a datagram to $NOTIFY_SOCKET); a no-op without it."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(address)
+            sock.sendall(message.encode())
+        except OSError as exc:
+            log.warning("sd_notify failed: %s", exc)
+
+
+def import_handlers(cfg: Config, registry: HandlerRegistry = default_registry) -> None:
+    for path in cfg.python_paths:
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    for name in cfg.python_modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise ConfigError(f"python.modules: cannot import {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_definitions(cfg: Config) -> Definitions:
+    """Every file under `defs`, validated; raises DefinitionError with every fault."""
+    defs = load_paths([str(p) for p in cfg.defs])
+    for doc in defs.workflows:
+        DefinitionRegistry.check_workflow(doc)
+    for doc in defs.taskdefs:
+        DefinitionRegistry.check_taskdef(doc)
+    return defs
+
+
+def install_definitions(registry: DefinitionRegistry, defs: Definitions) -> None:
+    for doc in defs.workflows:
+        registry.put_workflow(DefinitionRegistry.check_workflow(doc))
+    for doc in defs.taskdefs:
+        registry.put_taskdef(DefinitionRegistry.check_taskdef(doc))
+    registry.event_handlers.extend(defs.event_handlers)
+
+
+def build_engine(
+    journal: Any,
+    registry: DefinitionRegistry,
+    cfg: Config,
+    *,
+    mocks: dict[str, dict[str, Any]] | None = None,
+    strict_bindings: bool = False,
+    handler_registry: HandlerRegistry = default_registry,
+) -> Engine:
+    bindings = {name: Binding("python", target) for name, target in cfg.bindings.items()}
+
+    def make_dispatcher(report: Callable[..., Any]) -> Dispatcher:
+        return Dispatcher(
+            report,
+            registry=handler_registry,
+            bindings=bindings,
+            max_threads=cfg.max_threads,
+            strict_bindings=strict_bindings,
+            mocks=mocks,
+        )
+
+    env = {name: os.environ[name] for name in cfg.env_allowlist if name in os.environ}
+    engine = Engine(journal, registry, make_dispatcher, settings=EngineSettings(env=env))
+    engine.sinks["conductor"] = ConductorSink(engine)
+    return engine
+
+
+def journal_settings(cfg: Config) -> JournalSettings:
+    return JournalSettings(
+        retention_max_age_ms=cfg.retention_max_age_s * 1000,
+        retention_max_count=cfg.retention_max_count,
+        max_history_per_execution=cfg.max_history_per_execution,
+    )
+
+
+async def _retention(engine: Engine, interval_s: float = 60.0) -> None:
+    while True:
+        await trio.sleep(interval_s)
+        try:
+            removed = await engine.journal.prune(now_ms())
+        except Exception as exc:  # retention must never take the daemon down
+            log.warning("retention: %s", exc)
+            continue
+        if removed:
+            log.info("retention removed %d finished executions", removed)
+
+
+async def run_daemon(
+    cfg: Config,
+    *,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+    grace_s: float = 10.0,
+) -> None:
+    started = time.perf_counter()
+    import_handlers(cfg)
+    file_defs = load_definitions(cfg)
+    check_data_dir(cfg)
+    # a port already taken must stop the start before the journal is touched
+    probe = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((cfg.host, cfg.port))
+    except OSError as exc:
+        raise ConfigError(f"listen {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
+    finally:
+        probe.close()
+    async with open_journal(cfg.journal_path, settings=journal_settings(cfg)) as journal:
+        registry = DefinitionRegistry()
+        for _name, _version, doc in await journal.load_workflow_defs():
+            registry.put_workflow(doc)
+        for _name, doc in await journal.load_task_defs():
+            registry.put_taskdef(doc)
+        install_definitions(registry, file_defs)
+        engine = build_engine(journal, registry, cfg)
+        service = EngineService(engine)
+        app = App(conductor_routes(service), auth_token=cfg.auth_token)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            host, port = await nursery.start(serve_http, app, cfg.host, cfg.port)
+            nursery.start_soon(_retention, engine)
+            log.info(
+                "edged %s ready on http://%s:%d (data %s, %d definitions, %d unfinished executions, %.0f ms)",
+                __version__,
+                host,
+                port,
+                cfg.data_dir,
+                len(registry.all_workflows()),
+                len(engine.live),
+                (time.perf_counter() - started) * 1000,
+            )
+            sd_notify(f"READY=1\nSTATUS=serving on {host}:{port}")
+            task_status.started((host, port))
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    log.info("received %s; stopping", signal.Signals(signum).name)
+                    break
+            sd_notify("STOPPING=1")
+            engine.accepting = False
+            with trio.move_on_after(grace_s):
+                while engine.dispatcher.in_flight():
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    log.info("edged stopped")

@@ -1,0 +1,1 @@
+"""The Trio shell around the pure core: engine, dispatch, timers, sinks."""

@@ -1,0 +1,283 @@
+"""Dispatch: hand committed work tasks to the executor their binding names.
+
+Theory of operation
+-------------------
+The engine calls `submit()` only for `DispatchTask` commands that are already
+in the journal.  The dispatcher applies the TaskDef's limits first
+(`concurrentExecLimit`: tasks of that name in flight; `rateLimitPerFrequency`
+per `rateLimitFrequencyInSeconds`: starts per window); a task over a limit
+waits in a FIFO per task name and is released when a slot frees or the
+window turns.  Then it picks the executor:
+
+- a binding in the config names it explicitly (`python`: a handler by
+  `module:function`; more kinds come with the other executors);
+- else a handler registered for the task name with `@edged.handlers.task`;
+- else the task waits in the `pending` queue for a Conductor-protocol worker
+  to poll it (or, for `edged exec`, fails at once: `strict_bindings`).
+
+In-process handlers report through `report(workflow_id, event)`.  A cancel
+(the workflow ended, a timeout fired) cancels the handler's scope; a sync
+handler's thread is abandoned, its late result is dropped.  Results are
+checked to be JSON before they go anywhere near the journal, so a handler
+that returns a `set` fails its task instead of poisoning a commit.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import importlib
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from edged.core.commands import DispatchTask
+from edged.core.events import TaskResultReceived
+from edged.errors import ConfigError
+from edged.handlers import Handler, HandlerRegistry, InProgress, TaskContext, TaskFailed
+from edged.runtime.timers import now_ms
+
+log = logging.getLogger("edged.dispatch")
+
+Report = Callable[[str, TaskResultReceived], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    kind: str  # "python" (more kinds arrive with the other executors)
+    target: str  # for python: "module:function"
+
+
+def load_handler(target: str) -> Handler:
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"binding handler {target!r}: expected 'module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"binding handler {target!r}: cannot import {module_name}: {exc}") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(f"binding handler {target!r}: {attr} is not a function of {module_name}")
+    return fn  # type: ignore[no-any-return]
+
+
+class _Limits:
+    """concurrentExecLimit and rateLimitPerFrequency for one task name."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.window_start_ms = 0
+        self.window_count = 0
+        self.waiting: collections.deque[DispatchTask] = collections.deque()
+
+    def admits(self, taskdef: dict[str, Any] | None, at_ms: int) -> bool:
+        td = taskdef or {}
+        limit = td.get("concurrentExecLimit") or 0
+        if isinstance(limit, int) and limit > 0 and self.in_flight >= limit:
+            return False
+        per = td.get("rateLimitPerFrequency") or 0
+        if isinstance(per, int) and per > 0:
+            window_ms = max(1, int(td.get("rateLimitFrequencyInSeconds") or 1)) * 1000
+            if at_ms - self.window_start_ms >= window_ms:
+                self.window_start_ms = at_ms
+                self.window_count = 0
+            if self.window_count >= per:
+                return False
+            self.window_count += 1
+        return True
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        report: Report,
+        *,
+        registry: HandlerRegistry,
+        bindings: dict[str, Binding] | None = None,
+        max_threads: int = 8,
+        strict_bindings: bool = False,
+        mocks: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self._report = report
+        self._registry = registry
+        self._handlers: dict[str, Handler] = {}
+        for name, binding in (bindings or {}).items():
+            if binding.kind != "python":
+                raise ConfigError(f"binding for {name!r}: unknown executor kind {binding.kind!r}")
+            self._handlers[name] = load_handler(binding.target)
+        self._mocks = mocks or {}
+        self._strict = strict_bindings
+        self._limiter = trio.CapacityLimiter(max(1, max_threads))
+        self._limits: dict[str, _Limits] = collections.defaultdict(_Limits)
+        self._scopes: dict[str, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self.pending: dict[str, collections.deque[DispatchTask]] = collections.defaultdict(collections.deque)
+        self.stats = {"dispatched": 0, "completed": 0, "failed": 0, "errors": 0, "waiting_for_limit": 0}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._tick_rate_windows)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def in_flight(self) -> int:
+        return len(self._scopes)
+
+    def handler_for(self, name: str) -> Handler | None:
+        return self._handlers.get(name) or self._registry.get(name)
+
+    def submit(self, cmd: DispatchTask) -> None:
+        if cmd.task_id in self._scopes:
+            return  # already running (a duplicate dispatch after recovery)
+        limits = self._limits[cmd.def_name]
+        if limits.waiting or not limits.admits(cmd.taskdef, now_ms()):
+            limits.waiting.append(cmd)
+            self.stats["waiting_for_limit"] += 1
+            return
+        self._start(cmd)
+
+    def _start(self, cmd: DispatchTask) -> None:
+        assert self._nursery is not None, "dispatcher is not running"
+        mock = self._mocks.get(cmd.def_name)
+        handler = self.handler_for(cmd.def_name)
+        if mock is None and handler is None:
+            if self._strict:
+                self._nursery.start_soon(
+                    self._report,
+                    cmd.workflow_id,
+                    TaskResultReceived(
+                        at_ms=now_ms(),
+                        task_id=cmd.task_id,
+                        status="FAILED_WITH_TERMINAL_ERROR",
+                        reason=f"no executor is bound to task {cmd.def_name!r} (bind it, register a handler, or use --mock {cmd.def_name}=JSON)",
+                        generation=cmd.generation,
+                    ),
+                )
+            else:
+                self.pending[cmd.def_name].append(cmd)
+            return
+        self._limits[cmd.def_name].in_flight += 1
+        scope = trio.CancelScope()
+        self._scopes[cmd.task_id] = scope
+        self.stats["dispatched"] += 1
+        self._nursery.start_soon(self._run_one, cmd, handler, mock, scope)
+
+    def cancel(self, task_id: str) -> None:
+        scope = self._scopes.get(task_id)
+        if scope is not None:
+            scope.cancel()
+        for queue in self.pending.values():
+            for cmd in list(queue):
+                if cmd.task_id == task_id:
+                    queue.remove(cmd)
+
+    async def _run_one(
+        self, cmd: DispatchTask, handler: Handler | None, mock: dict[str, Any] | None, scope: trio.CancelScope
+    ) -> None:
+        started = now_ms()
+        event: TaskResultReceived | None = None
+        ctx = TaskContext(
+            task_id=cmd.task_id,
+            workflow_id=cmd.workflow_id,
+            task_name=cmd.def_name,
+            ref=cmd.ref,
+            attempt=cmd.attempt,
+            input=copy.deepcopy(cmd.input),
+        )
+        try:
+            with scope:
+                if mock is not None:
+                    result: Any = copy.deepcopy(mock)
+                else:
+                    assert handler is not None
+                    result = await self._call(handler, ctx)
+                event = self._result_event(cmd, ctx, result, started)
+        except TaskFailed as exc:
+            event = self._event(cmd, ctx, "FAILED_WITH_TERMINAL_ERROR" if exc.terminal else "FAILED", exc.output, exc.reason, started)
+        except Exception as exc:  # a handler's bug fails its task, never the daemon
+            self.stats["errors"] += 1
+            log.warning("handler for %s raised %s: %s", cmd.def_name, type(exc).__name__, exc)
+            event = self._event(cmd, ctx, "FAILED", {}, f"{type(exc).__name__}: {exc}", started)
+        finally:
+            self._scopes.pop(cmd.task_id, None)
+            self._release(cmd.def_name)
+        if event is None:
+            return  # cancelled: the journal already says why
+        if event.status == "COMPLETED":
+            self.stats["completed"] += 1
+        elif event.status != "IN_PROGRESS":
+            self.stats["failed"] += 1
+        await self._report(cmd.workflow_id, event)
+
+    async def _call(self, handler: Handler, ctx: TaskContext) -> Any:
+        if inspect.iscoroutinefunction(handler):
+            return await handler(ctx)
+        result = await trio.to_thread.run_sync(handler, ctx, limiter=self._limiter, abandon_on_cancel=True)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def _result_event(self, cmd: DispatchTask, ctx: TaskContext, result: Any, started: int) -> TaskResultReceived:
+        if isinstance(result, InProgress):
+            return self._event(cmd, ctx, "IN_PROGRESS", result.output, None, started, result.callback_after_s)
+        if result is None:
+            output: dict[str, Any] = {}
+        elif isinstance(result, dict):
+            output = result
+        else:
+            output = {"result": result}
+        try:
+            json.dumps(output, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return self._event(cmd, ctx, "FAILED", {}, f"handler output is not JSON: {exc}", started)
+        return self._event(cmd, ctx, "COMPLETED", output, None, started)
+
+    @staticmethod
+    def _event(
+        cmd: DispatchTask,
+        ctx: TaskContext,
+        status: str,
+        output: dict[str, Any],
+        reason: str | None,
+        started: int,
+        callback_after_s: int = 0,
+    ) -> TaskResultReceived:
+        return TaskResultReceived(
+            at_ms=now_ms(),
+            task_id=cmd.task_id,
+            status=status,
+            output=output,
+            reason=reason,
+            callback_after_s=callback_after_s,
+            logs=tuple(ctx.logs),
+            generation=cmd.generation,
+            started_ms=started,
+        )
+
+    def _release(self, name: str) -> None:
+        limits = self._limits[name]
+        limits.in_flight -= 1
+        self._drain_waiting(name)
+
+    def _drain_waiting(self, name: str) -> None:
+        limits = self._limits[name]
+        while limits.waiting:
+            cmd = limits.waiting[0]
+            if not limits.admits(cmd.taskdef, now_ms()):
+                return
+            limits.waiting.popleft()
+            self._start(cmd)
+
+    async def _tick_rate_windows(self) -> None:
+        while True:
+            await trio.sleep(0.05)
+            for name, limits in list(self._limits.items()):
+                if limits.waiting:
+                    self._drain_waiting(name)

@@ -1,0 +1,624 @@
+"""The engine: one owner task that applies events and writes ahead.
+
+Theory of operation
+-------------------
+Everything that changes an execution is an *op* in one of two queues:
+`internal` (executor results, timer fires, follow-ups of committed commands;
+bounded by what is in flight) and `external` (API requests; bounded by a
+semaphore, so a flood of requests waits instead of growing memory).  The
+owner task takes every op waiting at that moment (up to `max_batch`),
+applies each to its execution through the pure decider, and gathers the
+results into ONE journal batch: execution and task snapshots, history,
+timers, outbox rows, outbox acknowledgements.  Only after that batch is
+durable does it carry out the commands (dispatch work, arm timers, start
+children, notify parents...) and answer the API callers.  While one batch
+commits, new ops pile up and form the next batch: group commit.
+
+Failure: if the commit fails (disk full, I/O error) nothing of the batch
+happened.  The owner reloads the touched executions from the journal
+(throwing away the in-memory transitions), answers API callers with the
+journal's error, and puts internal ops back to retry after a pause, so no
+executor result or timer is lost and the engine carries on once the journal
+accepts writes again.  A decider exception (a bug) is contained the same way
+for its execution alone.
+
+Crash: recovery (`recover()`) loads unfinished executions, timers and the
+outbox; dispatches every unfinished work task again with the same id and
+attempt; replays outbox commands, whose effects acknowledge them in the
+journal so each happens once.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from edged.core import admin
+from edged.core import events as ev
+from edged.core.commands import (
+    CancelTask,
+    CancelTimer,
+    Command,
+    ContinueLater,
+    DispatchTask,
+    NotifyParent,
+    PublishEvent,
+    StartTimer,
+    StartWorkflow,
+    TerminateWorkflow,
+)
+from edged.core.decider import Decider, Decision
+from edged.core.model import OPERATOR_TYPES, Task, Workflow
+from edged.errors import BadInput, Conflict, EdgedError, JournalError, NotFound
+from edged.journal import Batch, ExecutionRow, HistoryEvent, Journal, OutboxRow, TaskRow, TimerRow
+from edged.runtime.dispatch import Dispatcher
+from edged.runtime.registry import DefinitionRegistry
+from edged.runtime.timers import TimerService, now_ms
+
+log = logging.getLogger("edged.engine")
+
+_OUTBOX_KINDS: dict[str, type] = {
+    "StartWorkflow": StartWorkflow,
+    "NotifyParent": NotifyParent,
+    "TerminateWorkflow": TerminateWorkflow,
+    "PublishEvent": PublishEvent,
+}
+
+
+class Reply:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def set(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error = value, error
+        self.done.set()
+
+    async def wait(self) -> Any:
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@dataclass(slots=True)
+class Op:
+    workflow_id: str
+    event: ev.Event | None = None  # None with `create`: an ack-only op
+    create: Workflow | None = None
+    admin: bool = False
+    reply: Reply | None = None
+    ack: int | None = None  # outbox row this op's effect acknowledges
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class EngineSettings:
+    max_batch: int = 1024
+    max_external_ops: int = 4096
+    recent_cache: int = 512
+    retry_pause_s: float = 1.0
+    step_budget: int = 2000
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EngineStats:
+    batches: int = 0
+    ops: int = 0
+    commit_failures: int = 0
+    decider_errors: int = 0
+    started: int = 0
+    finished: int = 0
+    last_commit_ms: float = 0.0
+
+
+class Engine:
+    def __init__(
+        self,
+        journal: Journal,
+        registry: DefinitionRegistry,
+        dispatcher_factory: Callable[[Callable[..., Any]], Dispatcher],
+        *,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.journal = journal
+        self.registry = registry
+        self.settings = settings or EngineSettings()
+        self.decider = Decider(registry.taskdef, env=self.settings.env, step_budget=self.settings.step_budget)
+        self.dispatcher = dispatcher_factory(self._report_result)
+        self.timers = TimerService(self._timer_fired)
+        self.live: dict[str, Workflow] = {}
+        self.recent: collections.OrderedDict[str, Workflow] = collections.OrderedDict()
+        self.stats = EngineStats()
+        self.sinks: dict[str, Callable[[PublishEvent], list[Op]]] = {}
+        self.listeners: list[Callable[[Workflow, list[tuple[str, dict[str, Any]]]], None]] = []
+        self._internal: collections.deque[Op] = collections.deque()
+        self._external: collections.deque[Op] = collections.deque()
+        self._slots = trio.Semaphore(self.settings.max_external_ops)
+        self._wake = trio.Event()
+        self._end_waiters: dict[str, list[trio.Event]] = {}
+        self.accepting = True
+        self.journal_error: str | None = None
+
+    # ---------------------------------------------------------------- queues
+
+    def post(self, op: Op) -> None:
+        """Queue an internal op (never blocks; the sources are bounded)."""
+        self._internal.append(op)
+        self._wake.set()
+
+    async def submit(self, op: Op) -> Any:
+        """Queue an external op and wait for its durable result."""
+        op.reply = op.reply or Reply()
+        await self._slots.acquire()
+        self._external.append(op)
+        self._wake.set()
+        return await op.reply.wait()
+
+    async def _report_result(self, workflow_id: str, event: ev.TaskResultReceived) -> None:
+        self.post(Op(workflow_id, event))
+
+    def _timer_fired(self, key: str, workflow_id: str, at_ms: int) -> None:
+        self.post(Op(workflow_id, ev.TimerFired(at_ms=max(at_ms, now_ms()), key=key)))
+
+    # ------------------------------------------------------------- the owner
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.dispatcher.run)
+            await nursery.start(self.timers.run)
+            await self.recover()
+            task_status.started()
+            while True:
+                if not self._internal and not self._external:
+                    self._wake = trio.Event()
+                    await self._wake.wait()
+                ops: list[Op] = []
+                while self._internal and len(ops) < self.settings.max_batch:
+                    ops.append(self._internal.popleft())
+                while self._external and len(ops) < self.settings.max_batch:
+                    ops.append(self._external.popleft())
+                    self._slots.release()
+                await self._process(ops)
+
+    def _lookup(self, workflow_id: str) -> Workflow | None:
+        return self.live.get(workflow_id) or self.recent.get(workflow_id)
+
+    async def _process(self, ops: list[Op]) -> None:
+        batch = Batch()
+        touched: dict[str, Workflow] = {}
+        tasks: dict[str, tuple[Workflow, Task]] = {}
+        removed: list[str] = []
+        commands: list[tuple[str, Command]] = []
+        replies: list[tuple[Reply, Any, BaseException | None]] = []
+        created: list[Workflow] = []
+        histories: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        timers: dict[str, TimerRow | None] = {}
+        at_ms = now_ms()
+        for op in ops:
+            if op.ack is not None:
+                batch.outbox_acked.append(op.ack)
+            try:
+                decision, wf = self._apply(op, created)
+            except EdgedError as exc:
+                if op.reply:
+                    replies.append((op.reply, None, exc))
+                continue
+            except Exception as exc:  # a decider bug: contain it to this execution
+                self.stats.decider_errors += 1
+                log.exception("decider failed on %s for workflow %s", type(op.event).__name__, op.workflow_id)
+                self.live.pop(op.workflow_id, None)
+                self.recent.pop(op.workflow_id, None)
+                touched.pop(op.workflow_id, None)
+                if op.reply:
+                    replies.append((op.reply, None, EdgedError(f"internal error: {exc}")))
+                continue
+            if decision is None or wf is None:
+                if op.reply:
+                    replies.append((op.reply, wf.workflow_id if wf else None, None))
+                continue
+            touched[wf.workflow_id] = wf
+            for task in decision.changed.values():
+                tasks[task.task_id] = (wf, task)
+            for task_id in decision.removed:
+                tasks.pop(task_id, None)
+                removed.append(task_id)
+            for command in decision.commands:
+                if isinstance(command, StartTimer):
+                    timers[command.key] = TimerRow(command.key, command.workflow_id, command.fire_at_ms, None)
+                elif isinstance(command, CancelTimer):
+                    timers[command.key] = None
+                commands.append((wf.workflow_id, command))
+            if decision.history:
+                histories.setdefault(wf.workflow_id, []).extend(decision.history)
+                for kind, body in decision.history:
+                    batch.history.append(HistoryEvent(wf.workflow_id, at_ms, kind, body))
+            if op.reply:
+                replies.append((op.reply, wf.workflow_id, None))
+        if not touched and not batch.outbox_acked:
+            for reply, value, error in replies:
+                reply.set(value, error)
+            return
+        for wf in touched.values():
+            batch.executions.append(_execution_row(wf))
+        batch.tasks.extend(
+            TaskRow(t.task_id, wf.workflow_id, t.seq, t.status.value, t.to_doc()) for wf, t in tasks.values()
+        )
+        batch.deleted_tasks.extend(removed)
+        for key, row in timers.items():
+            if row is None:
+                batch.timers_cleared.append(key)
+            else:
+                batch.timers_set.append(row)
+        outbox_cmds = [(wid, c) for wid, c in commands if type(c).__name__ in _OUTBOX_KINDS]
+        batch.outbox_added.extend(
+            OutboxRow(type(c).__name__, wid, _command_body(c)) for wid, c in outbox_cmds
+        )
+        started = time.perf_counter()
+        try:
+            result = await self.journal.commit(batch)
+        except JournalError as exc:
+            await self._commit_failed(ops, touched, created, replies, exc)
+            return
+        self.journal_error = None
+        self.stats.batches += 1
+        self.stats.ops += len(ops)
+        self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+        self.stats.started += len(created)
+        outbox_ids = dict(zip((id(c) for _, c in outbox_cmds), result.outbox_ids, strict=True))
+        for wf in touched.values():
+            if wf.status.terminal:
+                self._retire(wf)
+        for wid, hist in histories.items():
+            wf_obj = self._lookup(wid)
+            if wf_obj is not None:
+                for listener in self.listeners:
+                    listener(wf_obj, hist)
+        for wid, command in commands:
+            self._carry_out(wid, command, outbox_ids.get(id(command)))
+        for reply, value, error in replies:
+            reply.set(value, error)
+
+    def _apply(self, op: Op, created: list[Workflow]) -> tuple[Decision | None, Workflow | None]:
+        if op.create is not None:
+            wf = op.create
+            if wf.workflow_id in self.live or wf.workflow_id in self.recent:
+                return None, self._lookup(wf.workflow_id)
+            self.live[wf.workflow_id] = wf
+            created.append(wf)
+            return self.decider.decide(wf, ev.WorkflowStarted(at_ms=wf.created_ms)), wf
+        if op.event is None:
+            return None, None
+        found = self._lookup(op.workflow_id)
+        if found is None:
+            if op.admin:
+                raise NotFound(f"No such workflow: {op.workflow_id}")
+            return None, None
+        if op.admin:
+            refusal = admin.precondition(found, op.event)
+            if refusal is not None:
+                kind, message = refusal
+                raise {"conflict": Conflict, "bad_input": BadInput, "not_found": NotFound}[kind](message)
+            if found.workflow_id not in self.live:
+                self.live[found.workflow_id] = found
+                self.recent.pop(found.workflow_id, None)
+        decision = self.decider.decide(found, op.event)
+        if decision.empty and not decision.history:
+            return None, found
+        return decision, found
+
+    async def _commit_failed(
+        self,
+        ops: list[Op],
+        touched: dict[str, Workflow],
+        created: list[Workflow],
+        replies: list[tuple[Reply, Any, BaseException | None]],
+        exc: JournalError,
+    ) -> None:
+        self.stats.commit_failures += 1
+        self.journal_error = str(exc)
+        log.error("journal commit failed, %d ops not applied: %s", len(ops), exc)
+        for wf in created:
+            self.live.pop(wf.workflow_id, None)
+        for wid in touched:
+            self.live.pop(wid, None)
+            self.recent.pop(wid, None)
+            restored = await self._load(wid)
+            if restored is not None:
+                (self.recent if restored.status.terminal else self.live)[wid] = restored
+        for reply, _, error in replies:
+            reply.set(None, error or exc)
+        retry = [op for op in ops if op.reply is None]
+        if retry:
+            await trio.sleep(self.settings.retry_pause_s)
+            for op in retry:
+                op.attempts += 1
+                if op.create is not None:
+                    op.create = _fresh_copy(op.create)
+                self.post(op)
+
+    def _retire(self, wf: Workflow) -> None:
+        self.live.pop(wf.workflow_id, None)
+        self.recent[wf.workflow_id] = wf
+        self.recent.move_to_end(wf.workflow_id)
+        while len(self.recent) > self.settings.recent_cache:
+            self.recent.popitem(last=False)
+        self.stats.finished += 1
+        for event in self._end_waiters.pop(wf.workflow_id, []):
+            event.set()
+
+    # ----------------------------------------------------------- commands
+
+    def _carry_out(self, workflow_id: str, command: Command, outbox_id: int | None) -> None:
+        match command:
+            case DispatchTask():
+                self.dispatcher.submit(command)
+            case CancelTask():
+                self.dispatcher.cancel(command.task_id)
+            case StartTimer():
+                self.timers.arm(command.key, command.workflow_id, command.fire_at_ms)
+            case CancelTimer():
+                self.timers.cancel(command.key)
+            case StartWorkflow():
+                self._start_requested(command, outbox_id)
+            case NotifyParent():
+                self.post(
+                    Op(
+                        command.parent_id,
+                        ev.ChildWorkflowEnded(
+                            at_ms=now_ms(),
+                            task_id=command.parent_task_id,
+                            child_id=command.child_id,
+                            status=command.status,
+                            output=command.output,
+                            reason=command.reason,
+                        ),
+                        ack=outbox_id,
+                    )
+                )
+            case TerminateWorkflow():
+                self.post(
+                    Op(command.workflow_id, ev.TerminateRequested(at_ms=now_ms(), reason=command.reason), ack=outbox_id)
+                )
+            case PublishEvent():
+                self._publish(command, outbox_id)
+            case ContinueLater():
+                self.post(Op(command.workflow_id, ev.Continued(at_ms=now_ms())))
+
+    def _start_requested(self, command: StartWorkflow, outbox_id: int | None) -> None:
+        try:
+            if command.definition is not None:
+                definition = self.registry.check_workflow(command.definition)
+            else:
+                definition = self.registry.workflow(command.name, command.version)
+        except EdgedError as exc:
+            if command.requested_by is not None:
+                wid, task_id = command.requested_by
+                self.post(
+                    Op(
+                        wid,
+                        ev.TaskResultReceived(
+                            at_ms=now_ms(), task_id=task_id, status="FAILED", reason=f"cannot start {command.name}: {exc}"
+                        ),
+                        ack=outbox_id,
+                    )
+                )
+            else:
+                log.error("cannot start workflow %s: %s", command.name, exc)
+                self.post(Op(command.workflow_id, ack=outbox_id))
+            return
+        wf = new_workflow(
+            definition,
+            workflow_id=command.workflow_id,
+            input=command.input,
+            correlation_id=command.correlation_id,
+            parent_id=command.parent_id,
+            parent_task_id=command.parent_task_id,
+            task_to_domain=command.task_to_domain,
+            priority=command.priority,
+        )
+        self.post(Op(wf.workflow_id, create=wf, ack=outbox_id))
+        if command.requested_by is not None and command.parent_id is None:
+            wid, task_id = command.requested_by  # START_WORKFLOW: done once started
+            self.post(
+                Op(
+                    wid,
+                    ev.TaskResultReceived(
+                        at_ms=now_ms(), task_id=task_id, status="COMPLETED", output={"workflowId": wf.workflow_id}
+                    ),
+                )
+            )
+
+    def _publish(self, command: PublishEvent, outbox_id: int | None) -> None:
+        prefix = command.sink.split(":", 1)[0]
+        sink = self.sinks.get(prefix)
+        follow: list[Op] = []
+        if sink is None:
+            log.warning("EVENT task %s: no sink %r; event dropped", command.task_id, command.sink)
+        else:
+            try:
+                follow = sink(command)
+            except Exception:
+                log.exception("sink %s failed", prefix)
+        for op in follow:
+            self.post(op)
+        self.post(Op(command.workflow_id, ack=outbox_id))
+
+    # ------------------------------------------------------------ recovery
+
+    async def recover(self) -> None:
+        started = time.perf_counter()
+        rows = await self.journal.load_unfinished()
+        for row, task_rows in rows:
+            wf = _from_rows(row, task_rows)
+            self.live[wf.workflow_id] = wf
+        for timer in await self.journal.load_timers():
+            self.timers.arm(timer.key, timer.workflow_id, timer.fire_at_ms)
+        for outbox_id, out_row in await self.journal.load_outbox():
+            cls = _OUTBOX_KINDS.get(out_row.kind)
+            if cls is None:
+                log.error("unknown outbox command %s (id %d); acknowledged", out_row.kind, outbox_id)
+                self.post(Op(out_row.workflow_id or "", ack=outbox_id))
+                continue
+            self._carry_out(out_row.workflow_id or "", _command_from_body(cls, out_row.body), outbox_id)
+        for wf in self.live.values():
+            for cmd in recovery_dispatches(wf):
+                self.dispatcher.submit(cmd)
+            if wf.deferred and wf.status.value == "RUNNING":
+                self.post(Op(wf.workflow_id, ev.Continued(at_ms=now_ms())))
+        if rows:
+            log.info(
+                "recovered %d unfinished executions in %.0f ms", len(rows), (time.perf_counter() - started) * 1000
+            )
+
+    async def _load(self, workflow_id: str) -> Workflow | None:
+        found = await self.journal.load_execution(workflow_id)
+        if found is None:
+            return None
+        row, task_rows = found
+        return _from_rows(row, task_rows)
+
+    async def workflow(self, workflow_id: str) -> Workflow:
+        wf = self._lookup(workflow_id)
+        if wf is None:
+            wf = await self._load(workflow_id)
+        if wf is None:
+            raise NotFound(f"No such workflow: {workflow_id}")
+        return wf
+
+    async def wait_for_end(self, workflow_id: str) -> Workflow:
+        while True:
+            wf = await self.workflow(workflow_id)
+            if wf.status.terminal and workflow_id not in self.live:
+                return wf
+            event = trio.Event()
+            self._end_waiters.setdefault(workflow_id, []).append(event)
+            await event.wait()
+
+
+def recovery_dispatches(wf: Workflow) -> list[DispatchTask]:
+    """Work that was handed out but whose result is not in the journal: hand it out again."""
+    if wf.status.terminal:
+        return []
+    out = []
+    for task in wf.tasks:
+        if task.status.terminal or task.task_type in OPERATOR_TYPES:
+            continue
+        if any(key.startswith("delay:") for key in task.timers):
+            continue  # waits for its start delay / callback; the timer dispatches it
+        out.append(
+            DispatchTask(
+                workflow_id=wf.workflow_id,
+                task_id=task.task_id,
+                task_type=task.task_type,
+                def_name=task.def_name,
+                ref=task.ref,
+                input=task.input,
+                attempt=task.retry_count,
+                generation=task.generation,
+                taskdef=task.taskdef,
+                domain=wf.task_to_domain.get(task.def_name) or wf.task_to_domain.get("*"),
+            )
+        )
+    return out
+
+
+def new_workflow(
+    definition: dict[str, Any],
+    *,
+    workflow_id: str,
+    input: dict[str, Any],
+    correlation_id: str | None = None,
+    parent_id: str | None = None,
+    parent_task_id: str | None = None,
+    task_to_domain: dict[str, str] | None = None,
+    priority: int = 0,
+    idempotency_key: str | None = None,
+) -> Workflow:
+    from edged.core.model import WorkflowStatus
+
+    template = definition.get("inputTemplate")
+    merged = {**template, **input} if isinstance(template, dict) else dict(input)
+    variables = definition.get("variables")
+    at = now_ms()
+    return Workflow(
+        workflow_id=workflow_id,
+        definition=definition,
+        status=WorkflowStatus.RUNNING,
+        input=merged,
+        created_ms=at,
+        updated_ms=at,
+        variables=dict(variables) if isinstance(variables, dict) else {},
+        correlation_id=correlation_id,
+        priority=priority,
+        parent_id=parent_id,
+        parent_task_id=parent_task_id,
+        task_to_domain=dict(task_to_domain or {}),
+        idempotency_key=idempotency_key,
+    )
+
+
+def _execution_row(wf: Workflow) -> ExecutionRow:
+    return ExecutionRow(
+        workflow_id=wf.workflow_id,
+        name=wf.name,
+        version=wf.version,
+        status=wf.status.value,
+        parent_id=wf.parent_id,
+        correlation_id=wf.correlation_id,
+        idempotency_key=wf.idempotency_key,
+        created_ms=wf.created_ms,
+        updated_ms=wf.updated_ms,
+        ended_ms=wf.ended_ms or None,
+        doc=wf.to_doc(),
+    )
+
+
+def _from_rows(row: ExecutionRow, task_rows: list[TaskRow]) -> Workflow:
+    return Workflow.from_doc(
+        workflow_id=row.workflow_id,
+        status=row.status,
+        parent_id=row.parent_id,
+        correlation_id=row.correlation_id,
+        idempotency_key=row.idempotency_key,
+        created_ms=row.created_ms,
+        updated_ms=row.updated_ms,
+        ended_ms=row.ended_ms,
+        doc=row.doc,
+        tasks=[Task.from_doc(t.doc) for t in sorted(task_rows, key=lambda r: r.seq)],
+    )
+
+
+def _fresh_copy(wf: Workflow) -> Workflow:
+    return new_workflow(
+        wf.definition,
+        workflow_id=wf.workflow_id,
+        input=wf.input,
+        correlation_id=wf.correlation_id,
+        parent_id=wf.parent_id,
+        parent_task_id=wf.parent_task_id,
+        task_to_domain=wf.task_to_domain,
+        priority=wf.priority,
+        idempotency_key=wf.idempotency_key,
+    )
+
+
+def _command_body(command: Command) -> dict[str, Any]:
+    return {f.name: getattr(command, f.name) for f in dataclasses.fields(command)}
+
+
+def _command_from_body(cls: type, body: dict[str, Any]) -> Any:
+    if cls is StartWorkflow and body.get("requested_by") is not None:
+        body = {**body, "requested_by": tuple(body["requested_by"])}
+    return cls(**body)
