@@ -21,6 +21,7 @@ Example (every key optional)::
     journal:
       retention_max_age_s: 604800
       retention_max_count: 10000
+      max_size_bytes: 268435456      # refuse new work beyond this (SD cards fill up)
     expressions:
       env_allowlist: [HOSTNAME]       # ${NAME} may read these environment variables
     log_format: logfmt                # or json
@@ -54,7 +55,12 @@ _KEYS = {
     "log_level": str,
 }
 _PYTHON_KEYS = {"paths": list, "modules": list, "max_threads": int}
-_JOURNAL_KEYS = {"retention_max_age_s": int, "retention_max_count": int, "max_history_per_execution": int}
+_JOURNAL_KEYS = {
+    "retention_max_age_s": int,
+    "retention_max_count": int,
+    "max_history_per_execution": int,
+    "max_size_bytes": int,
+}
 _EXPR_KEYS = {"env_allowlist": list}
 
 
@@ -72,6 +78,7 @@ class Config:
     retention_max_age_s: int = 7 * 24 * 3600
     retention_max_count: int = 10_000
     max_history_per_execution: int = 10_000
+    max_size_bytes: int | None = None  # journal file cap; beyond it new work is refused
     env_allowlist: list[str] = field(default_factory=list)
     log_format: str = "logfmt"
     log_level: str = "INFO"
@@ -181,6 +188,7 @@ def load_config(
     cfg.retention_max_age_s = journal.get("retention_max_age_s", cfg.retention_max_age_s)
     cfg.retention_max_count = journal.get("retention_max_count", cfg.retention_max_count)
     cfg.max_history_per_execution = journal.get("max_history_per_execution", cfg.max_history_per_execution)
+    cfg.max_size_bytes = journal.get("max_size_bytes")
     cfg.env_allowlist = [str(n) for n in expressions.get("env_allowlist") or []]
     cfg.log_format = raw.get("log_format") or "logfmt"
     if cfg.log_format not in ("logfmt", "json"):

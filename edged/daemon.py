@@ -144,6 +144,7 @@ def journal_settings(cfg: Config) -> JournalSettings:
         retention_max_age_ms=cfg.retention_max_age_s * 1000,
         retention_max_count=cfg.retention_max_count,
         max_history_per_execution=cfg.max_history_per_execution,
+        max_size_bytes=cfg.max_size_bytes,
     )
 
 
@@ -211,7 +212,8 @@ async def run_daemon(
             sd_notify("STOPPING=1")
             engine.accepting = False
             with trio.move_on_after(grace_s):
-                while engine.dispatcher.in_flight():
-                    await trio.sleep(0.05)
+                # let running handlers finish and their results reach the journal
+                while engine.dispatcher.in_flight() or engine.busy():
+                    await trio.sleep(0.02)
             nursery.cancel_scope.cancel()
     log.info("edged stopped")

@@ -149,9 +149,14 @@ class Engine:
         self._wake = trio.Event()
         self._end_waiters: dict[str, list[trio.Event]] = {}
         self.accepting = True
+        self._processing = False
         self.journal_error: str | None = None
 
     # ---------------------------------------------------------------- queues
+
+    def busy(self) -> bool:
+        """Ops are queued or a batch is being applied/committed."""
+        return bool(self._internal or self._external or self._processing)
 
     def post(self, op: Op) -> None:
         """Queue an internal op (never blocks; the sources are bounded)."""
@@ -190,7 +195,11 @@ class Engine:
                 while self._external and len(ops) < self.settings.max_batch:
                     ops.append(self._external.popleft())
                     self._slots.release()
-                await self._process(ops)
+                self._processing = True
+                try:
+                    await self._process(ops)
+                finally:
+                    self._processing = False
 
     def _lookup(self, workflow_id: str) -> Workflow | None:
         return self.live.get(workflow_id) or self.recent.get(workflow_id)
