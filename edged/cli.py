@@ -27,27 +27,52 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edged", description="Durable Conductor workflows for edge gateways.")
+    parser = argparse.ArgumentParser(
+        prog="edged", description="Durable Conductor workflows for edge gateways."
+    )
     parser.add_argument("--version", action="version", version=f"edged {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the daemon")
-    run.add_argument("--config", help="configuration file (YAML or JSON); embedded defaults without it")
+    run.add_argument(
+        "--config", help="configuration file (YAML or JSON); embedded defaults without it"
+    )
     run.add_argument("--data-dir", help="where the journal lives (overrides the config)")
     run.add_argument("--listen", help="HOST:PORT of the HTTP API (overrides the config)")
-    run.add_argument("--defs", action="append", help="definition file or directory (repeatable; overrides the config)")
+    run.add_argument(
+        "--defs",
+        action="append",
+        help="definition file or directory (repeatable; overrides the config)",
+    )
 
-    validate = sub.add_parser("validate", help="check definition files; exit 0 if all are valid, 2 otherwise")
+    validate = sub.add_parser(
+        "validate", help="check definition files; exit 0 if all are valid, 2 otherwise"
+    )
     validate.add_argument("files", nargs="+")
     validate.add_argument("-q", "--quiet", action="store_true", help="print faults only")
 
-    exe = sub.add_parser("exec", help="run the first workflow of FILE once, locally, and print the result")
+    exe = sub.add_parser(
+        "exec", help="run the first workflow of FILE once, locally, and print the result"
+    )
     exe.add_argument("file")
     exe.add_argument("--input", default="{}", help="workflow input as JSON (or @file.json)")
-    exe.add_argument("--defs", action="append", default=[], help="more definitions: sub-workflows, failure workflows, task defs")
-    exe.add_argument("--mock", action="append", default=[], metavar="TASK=JSON", help="complete work task TASK with this output")
+    exe.add_argument(
+        "--defs",
+        action="append",
+        default=[],
+        help="more definitions: sub-workflows, failure workflows, task defs",
+    )
+    exe.add_argument(
+        "--mock",
+        action="append",
+        default=[],
+        metavar="TASK=JSON",
+        help="complete work task TASK with this output",
+    )
     exe.add_argument("--config", help="configuration file naming handler modules and bindings")
-    exe.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (exit 1)")
+    exe.add_argument(
+        "--timeout", type=float, default=None, help="give up after this many seconds (exit 1)"
+    )
 
     sub.add_parser("version", help="print the version and build information")
     return parser
@@ -134,7 +159,9 @@ def _exec(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, data_dir=tmp) if args.config else Config(data_dir=Path(tmp))
         cfg.data_dir = Path(tmp)
         try:
-            result = trio.run(_exec_async, cfg, main_defs, extra, workflow_input, mocks, args.timeout)
+            result = trio.run(
+                _exec_async, cfg, main_defs, extra, workflow_input, mocks, args.timeout
+            )
         except DefinitionError:
             raise
     print(json.dumps(result, indent=2, sort_keys=False))
@@ -142,7 +169,12 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 async def _exec_async(
-    cfg: Any, main_defs: Any, extra: Any, workflow_input: dict[str, Any], mocks: dict[str, Any], timeout: float | None
+    cfg: Any,
+    main_defs: Any,
+    extra: Any,
+    workflow_input: dict[str, Any],
+    mocks: dict[str, Any],
+    give_up_s: float | None,
 ) -> dict[str, Any]:
     import trio
 
@@ -164,11 +196,14 @@ async def _exec_async(
             await nursery.start(engine.run)
             wf = new_workflow(first, workflow_id=str(uuid.uuid4()), input=workflow_input)
             await engine.submit(Op(wf.workflow_id, create=wf))
-            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            with trio.move_on_after(give_up_s if give_up_s is not None else float("inf")) as scope:
                 done = await engine.wait_for_end(wf.workflow_id)
             if scope.cancelled_caught:
                 done = await engine.workflow(wf.workflow_id)
-                print(f"edged: gave up after {timeout} s; the workflow is still {done.status.value}", file=sys.stderr)
+                print(
+                    f"edged: gave up after {give_up_s} s; the workflow is still {done.status.value}",
+                    file=sys.stderr,
+                )
             nursery.cancel_scope.cancel()
     return workflow_json(done)
 

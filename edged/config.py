@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def default_data_dir() -> Path:
     return base / "edged"
 
 
-def _check(section: str, raw: dict[str, Any], spec: dict[str, type]) -> None:
+def _check(section: str, raw: dict[str, Any], spec: Mapping[str, type]) -> None:
     for key, value in raw.items():
         if key not in spec:
             import difflib
@@ -107,8 +108,12 @@ def _check(section: str, raw: dict[str, Any], spec: dict[str, type]) -> None:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ConfigError(f"{section}{key}: unknown key{hint}")
         want = spec[key]
-        if value is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
-            raise ConfigError(f"{section}{key}: expected {want.__name__}, got {type(value).__name__}")
+        if value is not None and (
+            not isinstance(value, want) or (want is int and isinstance(value, bool))
+        ):
+            raise ConfigError(
+                f"{section}{key}: expected {want.__name__}, got {type(value).__name__}"
+            )
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -151,7 +156,9 @@ def load_config(
         try:
             loaded = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as exc:
-            raise ConfigError(f"config {path}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(
+                f"config {path}: not valid YAML/JSON: {str(exc).splitlines()[0]}"
+            ) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -171,7 +178,9 @@ def load_config(
         q = Path(os.path.expanduser(p))
         return q if q.is_absolute() else base / q
 
-    cfg = Config(data_dir=rel(raw["data_dir"]) if raw.get("data_dir") else default_data_dir(), source=source)
+    cfg = Config(
+        data_dir=rel(raw["data_dir"]) if raw.get("data_dir") else default_data_dir(), source=source
+    )
     host, port = parse_listen(listen or raw.get("listen") or f"127.0.0.1:{DEFAULT_PORT}")
     cfg.host, cfg.port = host, port
     cfg.auth_token = raw.get("auth_token")
@@ -182,12 +191,18 @@ def load_config(
     cfg.python_modules = [str(m) for m in python.get("modules") or []]
     cfg.max_threads = python.get("max_threads") or 8
     for name, binding in (raw.get("bindings") or {}).items():
-        if not isinstance(binding, dict) or set(binding) != {"python"} or not isinstance(binding["python"], str):
+        if (
+            not isinstance(binding, dict)
+            or set(binding) != {"python"}
+            or not isinstance(binding["python"], str)
+        ):
             raise ConfigError(f"bindings.{name}: expected {{python: 'module:function'}}")
         cfg.bindings[str(name)] = binding["python"]
     cfg.retention_max_age_s = journal.get("retention_max_age_s", cfg.retention_max_age_s)
     cfg.retention_max_count = journal.get("retention_max_count", cfg.retention_max_count)
-    cfg.max_history_per_execution = journal.get("max_history_per_execution", cfg.max_history_per_execution)
+    cfg.max_history_per_execution = journal.get(
+        "max_history_per_execution", cfg.max_history_per_execution
+    )
     cfg.max_size_bytes = journal.get("max_size_bytes")
     cfg.env_allowlist = [str(n) for n in expressions.get("env_allowlist") or []]
     cfg.log_format = raw.get("log_format") or "logfmt"
@@ -195,7 +210,9 @@ def load_config(
         raise ConfigError(f"log_format: expected 'logfmt' or 'json', got {cfg.log_format!r}")
     cfg.log_level = str(raw.get("log_level") or "INFO").upper()
     if not is_loopback(cfg.host) and not cfg.auth_token:
-        raise ConfigError(f"listen: {cfg.host} is not loopback; set auth_token to serve beyond this machine")
+        raise ConfigError(
+            f"listen: {cfg.host} is not loopback; set auth_token to serve beyond this machine"
+        )
     return cfg
 
 
@@ -204,6 +221,8 @@ def check_data_dir(cfg: Config) -> None:
     try:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"data_dir {cfg.data_dir}: cannot create: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"data_dir {cfg.data_dir}: cannot create: {exc.strerror or exc}"
+        ) from None
     if not os.access(cfg.data_dir, os.W_OK | os.X_OK):
         raise ConfigError(f"data_dir {cfg.data_dir}: not writable by this user")

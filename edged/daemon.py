@@ -48,13 +48,22 @@ class _LogfmtFormatter(logging.Formatter):
         msg = record.getMessage().replace('"', '\\"')
         line = f'ts={self.formatTime(record, "%Y-%m-%dT%H:%M:%S")} level={record.levelname.lower()} logger={record.name} msg="{msg}"'
         if record.exc_info:
-            line += ' exc="' + self.formatException(record.exc_info).replace("\n", "\\n").replace('"', '\\"') + '"'
+            line += (
+                ' exc="'
+                + self.formatException(record.exc_info).replace("\n", "\\n").replace('"', '\\"')
+                + '"'
+            )
         return line
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        doc = {"ts": record.created, "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        doc = {
+            "ts": record.created,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc)
@@ -91,7 +100,9 @@ def import_handlers(cfg: Config, registry: HandlerRegistry = default_registry) -
         try:
             importlib.import_module(name)
         except Exception as exc:
-            raise ConfigError(f"python.modules: cannot import {name}: {type(exc).__name__}: {exc}") from exc
+            raise ConfigError(
+                f"python.modules: cannot import {name}: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def load_definitions(cfg: Config) -> Definitions:
@@ -213,7 +224,7 @@ async def run_daemon(
             engine.accepting = False
             with trio.move_on_after(grace_s):
                 # let running handlers finish and their results reach the journal
-                while engine.dispatcher.in_flight() or engine.busy():
+                while engine.dispatcher.in_flight() or engine.busy():  # noqa: ASYNC110 - polls two sources
                     await trio.sleep(0.02)
             nursery.cancel_scope.cancel()
     log.info("edged stopped")

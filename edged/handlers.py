@@ -38,7 +38,9 @@ Handler = Callable[["TaskContext"], Any] | Callable[["TaskContext"], Awaitable[A
 class TaskFailed(EdgedError):
     """Raised by a handler to fail its task with a reason (and optional output)."""
 
-    def __init__(self, reason: str, *, terminal: bool = False, output: dict[str, Any] | None = None):
+    def __init__(
+        self, reason: str, *, terminal: bool = False, output: dict[str, Any] | None = None
+    ):
         super().__init__(reason)
         self.reason = reason
         self.terminal = terminal
@@ -74,7 +76,9 @@ class HandlerRegistry:
 
     def register(self, name: str, fn: Handler) -> None:
         if name in self._handlers and self._handlers[name] is not fn:
-            raise ConfigError(f"two handlers for task {name!r}: {self._handlers[name]!r} and {fn!r}")
+            raise ConfigError(
+                f"two handlers for task {name!r}: {self._handlers[name]!r} and {fn!r}"
+            )
         self._handlers[name] = fn
 
     def get(self, name: str) -> Handler | None:

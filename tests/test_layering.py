@@ -6,7 +6,19 @@ import ast
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[1] / "edged" / "core"
-FORBIDDEN = {"trio", "sqlite3", "socket", "time", "random", "os", "threading", "asyncio", "edged.journal", "edged.runtime", "edged.api"}
+FORBIDDEN = {
+    "trio",
+    "sqlite3",
+    "socket",
+    "time",
+    "random",
+    "os",
+    "threading",
+    "asyncio",
+    "edged.journal",
+    "edged.runtime",
+    "edged.api",
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -25,7 +37,11 @@ def test_core_imports_no_io() -> None:
     for path in sorted(CORE.glob("*.py")):
         for name in _imports(path):
             root = name.split(".")[0]
-            if name in FORBIDDEN or root in FORBIDDEN or any(name.startswith(f + ".") for f in FORBIDDEN):
+            if (
+                name in FORBIDDEN
+                or root in FORBIDDEN
+                or any(name.startswith(f + ".") for f in FORBIDDEN)
+            ):
                 offenders.append(f"{path.name}: imports {name}")
     assert not offenders, offenders
 

@@ -60,7 +60,9 @@ def load_handler(target: str) -> Handler:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"binding handler {target!r}: cannot import {module_name}: {exc}") from exc
+        raise ConfigError(
+            f"binding handler {target!r}: cannot import {module_name}: {exc}"
+        ) from exc
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ConfigError(f"binding handler {target!r}: {attr} is not a function of {module_name}")
@@ -117,8 +119,16 @@ class Dispatcher:
         self._limits: dict[str, _Limits] = collections.defaultdict(_Limits)
         self._scopes: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
-        self.pending: dict[str, collections.deque[DispatchTask]] = collections.defaultdict(collections.deque)
-        self.stats = {"dispatched": 0, "completed": 0, "failed": 0, "errors": 0, "waiting_for_limit": 0}
+        self.pending: dict[str, collections.deque[DispatchTask]] = collections.defaultdict(
+            collections.deque
+        )
+        self.stats = {
+            "dispatched": 0,
+            "completed": 0,
+            "failed": 0,
+            "errors": 0,
+            "waiting_for_limit": 0,
+        }
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -179,7 +189,11 @@ class Dispatcher:
                     queue.remove(cmd)
 
     async def _run_one(
-        self, cmd: DispatchTask, handler: Handler | None, mock: dict[str, Any] | None, scope: trio.CancelScope
+        self,
+        cmd: DispatchTask,
+        handler: Handler | None,
+        mock: dict[str, Any] | None,
+        scope: trio.CancelScope,
     ) -> None:
         started = now_ms()
         event: TaskResultReceived | None = None
@@ -200,7 +214,14 @@ class Dispatcher:
                     result = await self._call(handler, ctx)
                 event = self._result_event(cmd, ctx, result, started)
         except TaskFailed as exc:
-            event = self._event(cmd, ctx, "FAILED_WITH_TERMINAL_ERROR" if exc.terminal else "FAILED", exc.output, exc.reason, started)
+            event = self._event(
+                cmd,
+                ctx,
+                "FAILED_WITH_TERMINAL_ERROR" if exc.terminal else "FAILED",
+                exc.output,
+                exc.reason,
+                started,
+            )
         except Exception as exc:  # a handler's bug fails its task, never the daemon
             self.stats["errors"] += 1
             log.warning("handler for %s raised %s: %s", cmd.def_name, type(exc).__name__, exc)
@@ -219,14 +240,20 @@ class Dispatcher:
     async def _call(self, handler: Handler, ctx: TaskContext) -> Any:
         if inspect.iscoroutinefunction(handler):
             return await handler(ctx)
-        result = await trio.to_thread.run_sync(handler, ctx, limiter=self._limiter, abandon_on_cancel=True)
+        result = await trio.to_thread.run_sync(
+            handler, ctx, limiter=self._limiter, abandon_on_cancel=True
+        )
         if inspect.isawaitable(result):
             return await result
         return result
 
-    def _result_event(self, cmd: DispatchTask, ctx: TaskContext, result: Any, started: int) -> TaskResultReceived:
+    def _result_event(
+        self, cmd: DispatchTask, ctx: TaskContext, result: Any, started: int
+    ) -> TaskResultReceived:
         if isinstance(result, InProgress):
-            return self._event(cmd, ctx, "IN_PROGRESS", result.output, None, started, result.callback_after_s)
+            return self._event(
+                cmd, ctx, "IN_PROGRESS", result.output, None, started, result.callback_after_s
+            )
         if result is None:
             output: dict[str, Any] = {}
         elif isinstance(result, dict):
@@ -236,7 +263,9 @@ class Dispatcher:
         try:
             json.dumps(output, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            return self._event(cmd, ctx, "FAILED", {}, f"handler output is not JSON: {exc}", started)
+            return self._event(
+                cmd, ctx, "FAILED", {}, f"handler output is not JSON: {exc}", started
+            )
         return self._event(cmd, ctx, "COMPLETED", output, None, started)
 
     @staticmethod

@@ -135,7 +135,9 @@ class Engine:
         self.journal = journal
         self.registry = registry
         self.settings = settings or EngineSettings()
-        self.decider = Decider(registry.taskdef, env=self.settings.env, step_budget=self.settings.step_budget)
+        self.decider = Decider(
+            registry.taskdef, env=self.settings.env, step_budget=self.settings.step_budget
+        )
         self.dispatcher = dispatcher_factory(self._report_result)
         self.timers = TimerService(self._timer_fired)
         self.live: dict[str, Workflow] = {}
@@ -226,7 +228,9 @@ class Engine:
                 continue
             except Exception as exc:  # a decider bug: contain it to this execution
                 self.stats.decider_errors += 1
-                log.exception("decider failed on %s for workflow %s", type(op.event).__name__, op.workflow_id)
+                log.exception(
+                    "decider failed on %s for workflow %s", type(op.event).__name__, op.workflow_id
+                )
                 self.live.pop(op.workflow_id, None)
                 self.recent.pop(op.workflow_id, None)
                 touched.pop(op.workflow_id, None)
@@ -245,7 +249,9 @@ class Engine:
                 removed.append(task_id)
             for command in decision.commands:
                 if isinstance(command, StartTimer):
-                    timers[command.key] = TimerRow(command.key, command.workflow_id, command.fire_at_ms, None)
+                    timers[command.key] = TimerRow(
+                        command.key, command.workflow_id, command.fire_at_ms, None
+                    )
                 elif isinstance(command, CancelTimer):
                     timers[command.key] = None
                 commands.append((wf.workflow_id, command))
@@ -262,7 +268,8 @@ class Engine:
         for wf in touched.values():
             batch.executions.append(_execution_row(wf))
         batch.tasks.extend(
-            TaskRow(t.task_id, wf.workflow_id, t.seq, t.status.value, t.to_doc()) for wf, t in tasks.values()
+            TaskRow(t.task_id, wf.workflow_id, t.seq, t.status.value, t.to_doc())
+            for wf, t in tasks.values()
         )
         batch.deleted_tasks.extend(removed)
         for key, row in timers.items():
@@ -318,7 +325,9 @@ class Engine:
             refusal = admin.precondition(found, op.event)
             if refusal is not None:
                 kind, message = refusal
-                raise {"conflict": Conflict, "bad_input": BadInput, "not_found": NotFound}[kind](message)
+                raise {"conflict": Conflict, "bad_input": BadInput, "not_found": NotFound}[kind](
+                    message
+                )
             if found.workflow_id not in self.live:
                 self.live[found.workflow_id] = found
                 self.recent.pop(found.workflow_id, None)
@@ -398,7 +407,11 @@ class Engine:
                 )
             case TerminateWorkflow():
                 self.post(
-                    Op(command.workflow_id, ev.TerminateRequested(at_ms=now_ms(), reason=command.reason), ack=outbox_id)
+                    Op(
+                        command.workflow_id,
+                        ev.TerminateRequested(at_ms=now_ms(), reason=command.reason),
+                        ack=outbox_id,
+                    )
                 )
             case PublishEvent():
                 self._publish(command, outbox_id)
@@ -418,7 +431,10 @@ class Engine:
                     Op(
                         wid,
                         ev.TaskResultReceived(
-                            at_ms=now_ms(), task_id=task_id, status="FAILED", reason=f"cannot start {command.name}: {exc}"
+                            at_ms=now_ms(),
+                            task_id=task_id,
+                            status="FAILED",
+                            reason=f"cannot start {command.name}: {exc}",
                         ),
                         ack=outbox_id,
                     )
@@ -444,7 +460,10 @@ class Engine:
                 Op(
                     wid,
                     ev.TaskResultReceived(
-                        at_ms=now_ms(), task_id=task_id, status="COMPLETED", output={"workflowId": wf.workflow_id}
+                        at_ms=now_ms(),
+                        task_id=task_id,
+                        status="COMPLETED",
+                        output={"workflowId": wf.workflow_id},
                     ),
                 )
             )
@@ -477,10 +496,14 @@ class Engine:
         for outbox_id, out_row in await self.journal.load_outbox():
             cls = _OUTBOX_KINDS.get(out_row.kind)
             if cls is None:
-                log.error("unknown outbox command %s (id %d); acknowledged", out_row.kind, outbox_id)
+                log.error(
+                    "unknown outbox command %s (id %d); acknowledged", out_row.kind, outbox_id
+                )
                 self.post(Op(out_row.workflow_id or "", ack=outbox_id))
                 continue
-            self._carry_out(out_row.workflow_id or "", _command_from_body(cls, out_row.body), outbox_id)
+            self._carry_out(
+                out_row.workflow_id or "", _command_from_body(cls, out_row.body), outbox_id
+            )
         for wf in self.live.values():
             for cmd in recovery_dispatches(wf):
                 self.dispatcher.submit(cmd)
@@ -488,7 +511,9 @@ class Engine:
                 self.post(Op(wf.workflow_id, ev.Continued(at_ms=now_ms())))
         if rows:
             log.info(
-                "recovered %d unfinished executions in %.0f ms", len(rows), (time.perf_counter() - started) * 1000
+                "recovered %d unfinished executions in %.0f ms",
+                len(rows),
+                (time.perf_counter() - started) * 1000,
             )
 
     async def _load(self, workflow_id: str) -> Workflow | None:

@@ -63,7 +63,9 @@ class DefinitionRegistry:
         return bool(self.workflows.get(name))
 
     def all_workflows(self) -> list[dict[str, Any]]:
-        return [d for name in sorted(self.workflows) for _, d in sorted(self.workflows[name].items())]
+        return [
+            d for name in sorted(self.workflows) for _, d in sorted(self.workflows[name].items())
+        ]
 
     def taskdef(self, name: str) -> dict[str, Any] | None:
         return self.taskdefs.get(name)
@@ -71,7 +73,9 @@ class DefinitionRegistry:
     # --------------------------------------------------------------- writes
 
     def put_workflow(self, definition: dict[str, Any]) -> None:
-        self.workflows.setdefault(str(definition["name"]), {})[int(definition.get("version", 1))] = definition
+        self.workflows.setdefault(str(definition["name"]), {})[
+            int(definition.get("version", 1))
+        ] = definition
 
     def remove_workflow(self, name: str, version: int) -> None:
         versions = self.workflows.get(name)

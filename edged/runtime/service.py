@@ -36,7 +36,9 @@ class EngineService:
                 versions = self.registry.workflows.get(d["name"], {})
                 if d["version"] in versions:
                     raise Conflict(f"Workflow with {d['name']}.{d['version']} already exists!")
-        await self.engine.journal.commit(Batch(workflow_defs=[(d["name"], d["version"], d) for d in checked]))
+        await self.engine.journal.commit(
+            Batch(workflow_defs=[(d["name"], d["version"], d) for d in checked])
+        )
         for d in checked:
             self.registry.put_workflow(d)
 
@@ -91,7 +93,9 @@ class EngineService:
             raise BadInput("input must be a JSON object")
         key = request.get("idempotencyKey")
         if isinstance(key, str) and key:
-            existing = await self._idempotent(name, key, request.get("idempotencyStrategy") or "FAIL")
+            existing = await self._idempotent(
+                name, key, request.get("idempotencyStrategy") or "FAIL"
+            )
             if existing is not None:
                 return existing
         wf = new_workflow(
@@ -108,10 +112,16 @@ class EngineService:
 
     async def _idempotent(self, name: str, key: str, strategy: str) -> str | None:
         """Conductor's idempotency strategies; returns an id to answer with, or None to start."""
-        matches = [w for w in self.engine.live.values() if w.idempotency_key == key and w.name == name]
-        matches += [w for w in self.engine.recent.values() if w.idempotency_key == key and w.name == name]
+        matches = [
+            w for w in self.engine.live.values() if w.idempotency_key == key and w.name == name
+        ]
+        matches += [
+            w for w in self.engine.recent.values() if w.idempotency_key == key and w.name == name
+        ]
         if not matches:
-            rows = await self.engine.journal.find_executions(name=name, idempotency_key=key, limit=10)
+            rows = await self.engine.journal.find_executions(
+                name=name, idempotency_key=key, limit=10
+            )
             matches = [_from_rows(r, []) for r in rows]
         if not matches:
             return None
@@ -120,9 +130,13 @@ class EngineService:
             return (running or matches)[0].workflow_id
         if strategy == "FAIL_ON_RUNNING":
             if running:
-                raise Conflict(f"Workflow with idempotencyKey {key} is already running: {running[0].workflow_id}")
+                raise Conflict(
+                    f"Workflow with idempotencyKey {key} is already running: {running[0].workflow_id}"
+                )
             return None
-        raise Conflict(f"Workflow with idempotencyKey {key} already exists: {matches[0].workflow_id}")
+        raise Conflict(
+            f"Workflow with idempotencyKey {key} already exists: {matches[0].workflow_id}"
+        )
 
     async def get_workflow(self, workflow_id: str, *, include_tasks: bool) -> JsonDict:
         wf = await self.engine.workflow(workflow_id)
@@ -131,7 +145,9 @@ class EngineService:
     async def find_correlated(
         self, name: str, correlation_id: str, *, include_closed: bool, include_tasks: bool
     ) -> list[JsonDict]:
-        rows = await self.engine.journal.find_executions(name=name, correlation_id=correlation_id, limit=1000)
+        rows = await self.engine.journal.find_executions(
+            name=name, correlation_id=correlation_id, limit=1000
+        )
         out = []
         for row in rows:
             wf = await self.engine.workflow(row.workflow_id)
@@ -142,7 +158,9 @@ class EngineService:
     async def remove_workflow(self, workflow_id: str) -> None:
         wf = await self.engine.workflow(workflow_id)
         if not wf.status.terminal:
-            raise Conflict(f"Workflow {workflow_id} is {wf.status.value}; terminate it before removing it")
+            raise Conflict(
+                f"Workflow {workflow_id} is {wf.status.value}; terminate it before removing it"
+            )
         await self.engine.journal.commit(Batch(deleted_executions=[workflow_id]))
         self.engine.recent.pop(workflow_id, None)
 
@@ -164,7 +182,10 @@ class EngineService:
         await self._admin(workflow_id, ev.TerminateRequested(at_ms=now_ms(), reason=reason))
 
     async def retry(self, workflow_id: str, *, resume_subworkflow_tasks: bool) -> None:
-        await self._admin(workflow_id, ev.RetryRequested(at_ms=now_ms(), resume_subworkflow_tasks=resume_subworkflow_tasks))
+        await self._admin(
+            workflow_id,
+            ev.RetryRequested(at_ms=now_ms(), resume_subworkflow_tasks=resume_subworkflow_tasks),
+        )
 
     async def restart(self, workflow_id: str, *, use_latest_definitions: bool) -> None:
         definition = None
@@ -210,7 +231,11 @@ class EngineService:
             raise NotFound(f"No such task: {task_id} in workflow {workflow_id}")
         if task.status.terminal:
             raise Conflict(f"Task {task_id} is already {task.status.value}")
-        logs = tuple(str(entry.get("log", "")) for entry in result.get("logs") or [] if isinstance(entry, dict))
+        logs = tuple(
+            str(entry.get("log", ""))
+            for entry in result.get("logs") or []
+            if isinstance(entry, dict)
+        )
         await self.engine.submit(
             Op(
                 workflow_id,
@@ -233,13 +258,19 @@ class EngineService:
         wf = await self.engine.workflow(workflow_id)
         pending = [t for t in wf.tasks if t.ref == task_ref and not t.status.terminal]
         if not pending:
-            raise NotFound(f"No pending task with reference name {task_ref} in workflow {workflow_id}")
+            raise NotFound(
+                f"No pending task with reference name {task_ref} in workflow {workflow_id}"
+            )
         task = pending[-1]
         await self.engine.submit(
             Op(
                 workflow_id,
                 ev.TaskResultReceived(
-                    at_ms=now_ms(), task_id=task.task_id, status=status, output=output, worker_id=worker_id
+                    at_ms=now_ms(),
+                    task_id=task.task_id,
+                    status=status,
+                    output=output,
+                    worker_id=worker_id,
                 ),
             )
         )
@@ -251,7 +282,9 @@ class EngineService:
             raise Conflict(f"Workflow {workflow_id} is {wf.status.value}")
         if not any(t.task_type in ("WAIT", "HUMAN") and not t.status.terminal for t in wf.tasks):
             raise NotFound(f"Workflow {workflow_id} has no pending WAIT or HUMAN task")
-        await self.engine.submit(Op(workflow_id, ev.TaskSignaled(at_ms=now_ms(), ref=None, status=status, output=output)))
+        await self.engine.submit(
+            Op(workflow_id, ev.TaskSignaled(at_ms=now_ms(), ref=None, status=status, output=output))
+        )
         return workflow_json(await self.engine.workflow(workflow_id), include_tasks=True)
 
     async def get_task(self, task_id: str) -> JsonDict:

@@ -47,9 +47,12 @@ class ConductorSink:
                 continue
             condition = handler.get("condition")
             try:
-                if isinstance(condition, str) and condition.strip():
-                    if not eval_condition(condition, command.payload):
-                        continue
+                if (
+                    isinstance(condition, str)
+                    and condition.strip()
+                    and not eval_condition(condition, command.payload)
+                ):
+                    continue
             except EdgedError as exc:
                 log.warning("event handler %s: condition failed: %s", handler.get("name"), exc)
                 continue
@@ -71,23 +74,33 @@ class ConductorSink:
         if kind in ("complete_task", "fail_task"):
             status = "COMPLETED" if kind == "complete_task" else "FAILED"
             workflow_id = params.get("workflowId")
-            output = params.get("output") if isinstance(params.get("output"), dict) else {}
+            raw_output = params.get("output")
+            output: dict[str, Any] = raw_output if isinstance(raw_output, dict) else {}
             if not isinstance(workflow_id, str):
                 return None
             task_id = params.get("taskId")
             if isinstance(task_id, str) and task_id:
-                return Op(workflow_id, ev.TaskResultReceived(at_ms=now_ms(), task_id=task_id, status=status, output=output))
+                return Op(
+                    workflow_id,
+                    ev.TaskResultReceived(
+                        at_ms=now_ms(), task_id=task_id, status=status, output=output
+                    ),
+                )
             ref = params.get("taskRefName")
             if not isinstance(ref, str):
                 return None
-            return Op(workflow_id, ev.TaskSignaled(at_ms=now_ms(), ref=ref, status=status, output=output or {}))
+            return Op(
+                workflow_id, ev.TaskSignaled(at_ms=now_ms(), ref=ref, status=status, output=output)
+            )
         if kind == "start_workflow":
             name = params.get("name")
             if not isinstance(name, str):
                 return None
             try:
                 version = params.get("version")
-                definition = self.engine.registry.workflow(name, version if isinstance(version, int) else None)
+                definition = self.engine.registry.workflow(
+                    name, version if isinstance(version, int) else None
+                )
             except EdgedError as exc:
                 log.warning("event handler start_workflow: %s", exc)
                 return None

@@ -35,7 +35,9 @@ def free_port(preferred: int) -> int:
 
 def call(base: str, method: str, path: str, body: object | None = None) -> object:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read().decode()
     try:
@@ -46,12 +48,18 @@ def call(base: str, method: str, path: str, body: object | None = None) -> objec
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--input", default='{"readings": [24.5, 31.2, 33.8, 35.1], "threshold": 30}')
+    parser.add_argument(
+        "--input", default='{"readings": [24.5, 31.2, 33.8, 35.1], "threshold": 30}'
+    )
     args = parser.parse_args()
     port = free_port(8080)
     edged = shutil.which("edged", path=str(Path(sys.executable).parent)) or "edged"
     command = [edged, "run"] if port == 8080 else [edged, "run", "--listen", f"127.0.0.1:{port}"]
-    print("$", " ".join(command), "   # embedded defaults: data under ~/.local/state/edged, API on loopback")
+    print(
+        "$",
+        " ".join(command),
+        "   # embedded defaults: data under ~/.local/state/edged, API on loopback",
+    )
     daemon = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -68,7 +76,9 @@ def main() -> int:
         definition = json.loads((HERE / "greenhouse.json").read_text())
         call(base, "PUT", "/api/metadata/workflow", [definition])
         print(f"registered workflow {definition['name']} v{definition['version']}")
-        workflow_id = call(base, "POST", f"/api/workflow/{definition['name']}", json.loads(args.input))
+        workflow_id = call(
+            base, "POST", f"/api/workflow/{definition['name']}", json.loads(args.input)
+        )
         print(f"started {workflow_id} with input {args.input}")
         seen: set[str] = set()
         while True:
@@ -78,7 +88,9 @@ def main() -> int:
                 key = f"{task['referenceTaskName']}:{task['status']}"
                 if key not in seen:
                     seen.add(key)
-                    print(f"  {task['taskType']:<18} {task['referenceTaskName']:<12} {task['status']}")
+                    print(
+                        f"  {task['taskType']:<18} {task['referenceTaskName']:<12} {task['status']}"
+                    )
             if wf["status"] not in ("RUNNING", "PAUSED"):
                 break
             time.sleep(0.2)
