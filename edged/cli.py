@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from edged import __version__
 from edged.errors import BadInput, ConfigError, EdgedError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -30,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edged", description="Durable Conductor workflows for edge gateways."
     )
-    parser.add_argument("--version", action="version", version=f"edged {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the daemon")
@@ -107,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def version_text() -> str:
-    frozen = getattr(sys, "frozen", False)
-    return f"edged {__version__} (python {sys.version.split()[0]}, {'frozen binary' if frozen else 'source'})"
+    from edged.build_info import version_text as text
+
+    return text()
 
 
 def _run(args: argparse.Namespace) -> int:
