@@ -44,7 +44,9 @@ def edged_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "edged.cli", *args]
 
 
-def write_defs(directory: Path, *docs: dict[str, Any], taskdefs: list[dict[str, Any]] | None = None) -> Path:
+def write_defs(
+    directory: Path, *docs: dict[str, Any], taskdefs: list[dict[str, Any]] | None = None
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for doc in docs:
         (directory / f"{doc['name']}.json").write_text(json.dumps(doc, indent=1))
@@ -54,7 +56,10 @@ def write_defs(directory: Path, *docs: dict[str, Any], taskdefs: list[dict[str, 
 
 
 def handler_config(path: Path, **extra: Any) -> Path:
-    doc: dict[str, Any] = {"python": {"paths": [str(HERE)], "modules": ["it_handlers"]}, "log_level": "WARNING"}
+    doc: dict[str, Any] = {
+        "python": {"paths": [str(HERE)], "modules": ["it_handlers"]},
+        "log_level": "WARNING",
+    }
     doc.update(extra)
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -91,7 +96,9 @@ class Daemon:
         args += ["--defs", str(self.defs_dir), "--config", str(self.config)]
         self.starts += 1
         log = open(self.data_dir.parent / f"daemon-{self.starts}.log", "wb")  # noqa: SIM115 (child owns it)
-        self.proc = subprocess.Popen(edged_cmd(*args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=HERE)
+        self.proc = subprocess.Popen(
+            edged_cmd(*args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=HERE
+        )
         log.close()
         return self.proc
 
@@ -140,7 +147,9 @@ class Daemon:
     def client(self, timeout_s: float = 5.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout_s)
 
-    def start_workflow(self, name: str, workflow_input: dict[str, Any], **extra: Any) -> httpx.Response:
+    def start_workflow(
+        self, name: str, workflow_input: dict[str, Any], **extra: Any
+    ) -> httpx.Response:
         body = {"name": name, "input": workflow_input, **extra}
         with self.client() as http:
             return http.post("/api/workflow", json=body)
@@ -168,14 +177,18 @@ class Daemon:
                     return done
                 time.sleep(0.05)
         pending = [wid for wid in ids if wid not in done]
-        raise AssertionError(f"{len(pending)} executions not finished within {timeout_s} s: {pending[:5]}")
+        raise AssertionError(
+            f"{len(pending)} executions not finished within {timeout_s} s: {pending[:5]}"
+        )
 
 
 @pytest.fixture
 def daemon_factory(tmp_path: Path) -> Iterator[Any]:
     made: list[Daemon] = []
 
-    def make(*docs: dict[str, Any], taskdefs: list[dict[str, Any]] | None = None, **config: Any) -> Daemon:
+    def make(
+        *docs: dict[str, Any], taskdefs: list[dict[str, Any]] | None = None, **config: Any
+    ) -> Daemon:
         n = len(made)
         d = Daemon(
             data_dir=tmp_path / f"data{n}",

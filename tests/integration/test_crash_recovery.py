@@ -29,7 +29,9 @@ WORK_TYPES = {"it_add", "it_square", "it_flaky", "it_slow"}
 class Starter(threading.Thread):
     """Starts `plan` executions one by one, retrying each until the daemon answers."""
 
-    def __init__(self, daemon: Daemon, plan: list[tuple[str, dict[str, int]]], deadline: float) -> None:
+    def __init__(
+        self, daemon: Daemon, plan: list[tuple[str, dict[str, int]]], deadline: float
+    ) -> None:
         super().__init__(daemon=True)
         self.d, self.plan, self.deadline = daemon, plan, deadline
         self.ids: dict[str, str] = {}
@@ -67,10 +69,14 @@ def check_execution(d: Daemon, doc: dict[str, Any], n: int, k: int) -> list[dict
     assert doc["output"] == expected_output(n, k), wid
     tasks = doc["tasks"]
     assert len({t["taskId"] for t in tasks}) == len(tasks), f"{wid}: duplicate task ids"
-    completed = collections.Counter(t["referenceTaskName"] for t in tasks if t["status"] == "COMPLETED")
+    completed = collections.Counter(
+        t["referenceTaskName"] for t in tasks if t["status"] == "COMPLETED"
+    )
     assert dict(completed) == expected_refs(k), wid
     for ref in ("flaky1", "flaky2"):
-        attempts = sorted((t["retryCount"], t["status"]) for t in tasks if t["referenceTaskName"] == ref)
+        attempts = sorted(
+            (t["retryCount"], t["status"]) for t in tasks if t["referenceTaskName"] == ref
+        )
         assert attempts == [(0, "FAILED"), (1, "COMPLETED")], (wid, ref, attempts)
     others = [t for t in tasks if t["referenceTaskName"] not in ("flaky1", "flaky2")]
     assert all(t["retryCount"] == 0 and t["status"] == "COMPLETED" for t in others), wid
@@ -90,7 +96,10 @@ def test_sigkill_at_random_instants_loses_and_repeats_nothing(daemon_factory: An
     began = time.monotonic()
     d: Daemon = daemon_factory(MIXED, CHILD, taskdefs=TASKDEFS)
     d.start()
-    plan = [(f"job-{i}", {"n": rng.randrange(0, 50), "k": rng.randrange(1, 4)}) for i in range(executions)]
+    plan = [
+        (f"job-{i}", {"n": rng.randrange(0, 50), "k": rng.randrange(1, 4)})
+        for i in range(executions)
+    ]
     starter = Starter(d, plan, deadline=time.monotonic() + 60)
     starter.start()
     for _ in range(kills_planned):
@@ -110,7 +119,9 @@ def test_sigkill_at_random_instants_loses_and_repeats_nothing(daemon_factory: An
         for key, workflow_input in plan:
             doc = done[starter.ids[key]]
             # exactly one execution per idempotency key, even across failed starts
-            same = http.get(f"/api/workflow/it_mixed/correlated/{key}", params={"includeClosed": "true"}).json()
+            same = http.get(
+                f"/api/workflow/it_mixed/correlated/{key}", params={"includeClosed": "true"}
+            ).json()
             assert [w["workflowId"] for w in same] == [starter.ids[key]], key
             work += check_execution(d, doc, workflow_input["n"], workflow_input["k"])
 
@@ -119,7 +130,9 @@ def test_sigkill_at_random_instants_loses_and_repeats_nothing(daemon_factory: An
     final = {t["taskId"]: t["retryCount"] for t in work}
     invocations = read_invocations(d.invocation_log)
     keys = [(i["task_id"], i["attempt"]) for i in invocations]
-    assert all(final.get(tid) == attempt for tid, attempt in keys), "invocation of an unknown task/attempt"
+    assert all(final.get(tid) == attempt for tid, attempt in keys), (
+        "invocation of an unknown task/attempt"
+    )
     assert set(keys) == set(final.items()), "a work task in the final state never ran"
     reruns = len(keys) - len(set(keys))
     assert reruns >= 1, "no kill landed during in-flight work; the test proves nothing"

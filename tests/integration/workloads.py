@@ -18,7 +18,12 @@ def simple(name: str, ref: str, **params: Any) -> dict[str, Any]:
 
 
 def wait(ref: str, duration: str) -> dict[str, Any]:
-    return {"name": "wait", "taskReferenceName": ref, "type": "WAIT", "inputParameters": {"duration": duration}}
+    return {
+        "name": "wait",
+        "taskReferenceName": ref,
+        "type": "WAIT",
+        "inputParameters": {"duration": duration},
+    }
 
 
 CHILD: dict[str, Any] = {
@@ -49,7 +54,12 @@ MIXED: dict[str, Any] = {
                 [simple("it_square", "sq1", x="${workflow.input.n}")],
             ],
         },
-        {"name": "join", "taskReferenceName": "join", "type": "JOIN", "joinOn": ["add1", "flaky1", "sq1"]},
+        {
+            "name": "join",
+            "taskReferenceName": "join",
+            "type": "JOIN",
+            "joinOn": ["add1", "flaky1", "sq1"],
+        },
         {
             "name": "loop",
             "taskReferenceName": "loop",
@@ -112,7 +122,17 @@ def expected_output(n: int, k: int) -> dict[str, Any]:
 
 def expected_refs(k: int) -> dict[str, int]:
     """Each ref of a finished `mixed` execution and how many COMPLETED tasks carry it."""
-    refs = {"fork": 1, "join": 1, "add1": 1, "flaky1": 1, "sq1": 1, "loop": 1, "pause": 1, "child": 1, "flaky2": 1}
+    refs = {
+        "fork": 1,
+        "join": 1,
+        "add1": 1,
+        "flaky1": 1,
+        "sq1": 1,
+        "loop": 1,
+        "pause": 1,
+        "child": 1,
+        "flaky2": 1,
+    }
     for i in range(1, k + 1):
         refs[f"ladd__{i}"] = 1
         refs[f"lsq__{i}"] = 1
