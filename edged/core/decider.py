@@ -30,6 +30,7 @@ Guarantees the property tests check:
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -64,8 +65,20 @@ _NS = uuid.UUID("6f1c4d2e-5b7a-4c3e-9a8d-0e2f4b6c8a1d")
 MAX_LOG_LINES = 200
 
 
+_NS_BYTES = _NS.bytes
+
+
 def derive_id(*parts: str) -> str:
-    return str(uuid.uuid5(_NS, "/".join(parts)))
+    """`str(uuid.uuid5(_NS, "/".join(parts)))`, without building a UUID object.
+
+    One per task on the hot path; this is ~2x cheaper and yields the same string
+    (SHA-1 of namespace + name, version 5, RFC 4122 variant).
+    """
+    raw = bytearray(hashlib.sha1(_NS_BYTES + "/".join(parts).encode()).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(slots=True)
