@@ -34,13 +34,19 @@ def precondition(wf: Workflow, event: ev.Event) -> Refusal | None:
                 return ("conflict", f"Workflow {wf.workflow_id} is {status.value}; cannot pause")
         case ev.ResumeRequested():
             if status is not WorkflowStatus.PAUSED:
-                return ("conflict", f"Workflow {wf.workflow_id} is {status.value}, not PAUSED; cannot resume")
+                return (
+                    "conflict",
+                    f"Workflow {wf.workflow_id} is {status.value}, not PAUSED; cannot resume",
+                )
         case ev.TerminateRequested():
             if status.terminal:
                 return ("conflict", f"Workflow {wf.workflow_id} is already {status.value}")
         case ev.RetryRequested():
             if not status.terminal:
-                return ("conflict", f"Workflow {wf.workflow_id} is still {status.value}; cannot retry")
+                return (
+                    "conflict",
+                    f"Workflow {wf.workflow_id} is still {status.value}; cannot retry",
+                )
             if not wf.tasks:
                 return ("conflict", "Workflow has not started yet")
             if not _retriable(wf) and status is not WorkflowStatus.TIMED_OUT:
@@ -50,24 +56,39 @@ def precondition(wf: Workflow, event: ev.Event) -> Refusal | None:
                 )
         case ev.RestartRequested():
             if not status.terminal:
-                return ("conflict", f"Workflow {wf.workflow_id} is still {status.value}; cannot restart")
+                return (
+                    "conflict",
+                    f"Workflow {wf.workflow_id} is still {status.value}; cannot restart",
+                )
             if wf.definition.get("restartable") is False:
                 return ("conflict", f"Workflow {wf.name} is not restartable")
         case ev.RerunRequested():
             if not status.terminal:
-                return ("conflict", f"Workflow {wf.workflow_id} is still {status.value}; cannot rerun")
+                return (
+                    "conflict",
+                    f"Workflow {wf.workflow_id} is still {status.value}; cannot rerun",
+                )
             if event.from_task_id and wf.task_by_id(event.from_task_id) is None:
-                return ("not_found", f"Task {event.from_task_id} not found in workflow {wf.workflow_id}")
+                return (
+                    "not_found",
+                    f"Task {event.from_task_id} not found in workflow {wf.workflow_id}",
+                )
         case ev.SkipTaskRequested():
             if status is not WorkflowStatus.RUNNING:
-                return ("conflict", f"Workflow {wf.workflow_id} is {status.value}; cannot skip a task")
+                return (
+                    "conflict",
+                    f"Workflow {wf.workflow_id} is {status.value}; cannot skip a task",
+                )
             from edged.core.navigate import index_of
 
             current = wf.latest_by_ref(event.ref)
             if current is not None and current.status.terminal:
                 return ("conflict", f"Task {event.ref} has already ended ({current.status.value})")
             if current is None and index_of(wf.definition).node(event.ref) is None:
-                return ("bad_input", f"No task with reference name {event.ref} in workflow {wf.name}")
+                return (
+                    "bad_input",
+                    f"No task with reference name {event.ref} in workflow {wf.name}",
+                )
         case _:
             pass
     return None
@@ -94,9 +115,11 @@ def resume(tr: Transition) -> None:
 def _retriable(wf: Workflow) -> list[Task]:
     by_ref: dict[str, Task] = {}
     for task in wf.tasks:
-        if task.status in (TaskStatus.FAILED, TaskStatus.FAILED_WITH_TERMINAL_ERROR, TaskStatus.TIMED_OUT):
-            by_ref[task.ref] = task
-        elif task.status is TaskStatus.CANCELED and task.task_type not in ("JOIN", "DO_WHILE"):
+        if task.status in (
+            TaskStatus.FAILED,
+            TaskStatus.FAILED_WITH_TERMINAL_ERROR,
+            TaskStatus.TIMED_OUT,
+        ) or (task.status is TaskStatus.CANCELED and task.task_type not in ("JOIN", "DO_WHILE")):
             by_ref[task.ref] = task
         elif task.status is not TaskStatus.CANCELED:
             by_ref.pop(task.ref, None)
@@ -148,7 +171,11 @@ def _refresh_root_done(tr: Transition) -> None:
         return
     last_ref = roots[-1].get("taskReferenceName") if isinstance(roots[-1], dict) else None
     last = wf.latest_by_ref(str(last_ref)) if last_ref else None
-    if last is not None and last.status.successful and last.task_type not in ("SWITCH", "DECISION", "DO_WHILE"):
+    if (
+        last is not None
+        and last.status.successful
+        and last.task_type not in ("SWITCH", "DECISION", "DO_WHILE")
+    ):
         wf.root_done = True
 
 

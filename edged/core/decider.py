@@ -188,7 +188,11 @@ class Transition:
         self.history("WorkflowStarted", {"name": wf.name, "version": wf.version})
         timeout_s = _nonneg(wf.definition.get("timeoutSeconds"))
         if timeout_s > 0:
-            self.emit(StartTimer(f"wft:{wf.workflow_id}", wf.workflow_id, wf.created_ms + timeout_s * 1000))
+            self.emit(
+                StartTimer(
+                    f"wft:{wf.workflow_id}", wf.workflow_id, wf.created_ms + timeout_s * 1000
+                )
+            )
         self.touch()
         tasks = wf.definition.get("tasks") or []
         if not tasks:
@@ -465,7 +469,11 @@ class Transition:
 
     def dispatch(self, task: Task) -> None:
         """Hand a work task to the runtime (or arm its start delay first)."""
-        if task.start_delay_s and not task.start_ms and task.scheduled_ms + task.start_delay_s * 1000 > self.at_ms:
+        if (
+            task.start_delay_s
+            and not task.start_ms
+            and task.scheduled_ms + task.start_delay_s * 1000 > self.at_ms
+        ):
             self.arm_timer(task, "delay", task.scheduled_ms + task.start_delay_s * 1000)
             return
         self.arm_timeouts(task)
@@ -569,10 +577,16 @@ class Transition:
                 continue
             self.set_status(task, TaskStatus.CANCELED, None)
             if task.task_type == "SUB_WORKFLOW" and task.subworkflow_id:
-                self.emit(TerminateWorkflow(task.subworkflow_id, f"parent workflow {status.value.lower()}"))
+                self.emit(
+                    TerminateWorkflow(
+                        task.subworkflow_id, f"parent workflow {status.value.lower()}"
+                    )
+                )
             elif task.task_type not in OPERATOR_TYPES:
                 self.emit(CancelTask(wf.workflow_id, task.task_id))
-        if timeout_key := (f"wft:{wf.workflow_id}" if _nonneg(wf.definition.get("timeoutSeconds")) else None):
+        if timeout_key := (
+            f"wft:{wf.workflow_id}" if _nonneg(wf.definition.get("timeoutSeconds")) else None
+        ):
             self.emit(CancelTimer(timeout_key))
         wf.status = status
         wf.reason = reason
@@ -598,7 +612,14 @@ class Transition:
             and isinstance(failure_wf, str)
             and failure_wf
         ):
-            self.start_failure_workflow(failure_wf, status, reason, failed)
+            if failure_wf.startswith("$"):
+                # "${workflow.input.name}" / "$workflow.input.name": the name comes from the input
+                # (WorkflowExecutor.handleWorkflowFailure takes the third path component)
+                parts = failure_wf.strip("${}").split(".")
+                named = wf.input.get(parts[2]) if len(parts) > 2 else None
+                failure_wf = named if isinstance(named, str) else ""
+            if failure_wf:
+                self.start_failure_workflow(failure_wf, status, reason, failed)
         if wf.parent_id and wf.parent_task_id:
             self.emit(
                 NotifyParent(

@@ -59,9 +59,8 @@ def _schedule_work(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
 
 
 def _schedule_dynamic(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
-    from edged.expr import resolve
-
     from edged.core.views import ExpressionContext
+    from edged.expr import resolve
 
     param = wt.get("dynamicTaskNameParam")
     params = wt.get("inputParameters") or {}
@@ -72,7 +71,11 @@ def _schedule_dynamic(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
             name = resolved.get(param)
     if not isinstance(name, str) or not name:
         task = tr.new_task(wt, scope, task_type="DYNAMIC")
-        tr.finish(task, TaskStatus.FAILED, f"Cannot map a dynamic task based on the parameter and input. Parameter= {param}, input= {name!r}")
+        tr.finish(
+            task,
+            TaskStatus.FAILED,
+            f"Cannot map a dynamic task based on the parameter and input. Parameter= {param}, input= {name!r}",
+        )
         return
     task = tr.new_task(wt, scope, task_type="SIMPLE", def_name=name)
     tr.dispatch(task)
@@ -87,7 +90,9 @@ def _schedule_switch(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
             case = _decision_case(wt, task.input)
         else:
             case = switch_case(
-                str(wt.get("evaluatorType") or "value-param"), str(wt.get("expression") or ""), task.input
+                str(wt.get("evaluatorType") or "value-param"),
+                str(wt.get("expression") or ""),
+                task.input,
             )
     except Exception as exc:  # an expression error fails the task, never the engine
         tr.finish(task, TaskStatus.FAILED, f"Error while evaluating the case: {exc}")
@@ -96,7 +101,13 @@ def _schedule_switch(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
     chosen = cases.get(case) if isinstance(cases, dict) and case is not None else None
     if chosen is None:
         chosen = wt.get("defaultCase") or []
-    task.output = {"evaluationResult": [case], "selectedCase": case}
+    # Conductor stringifies the case value (a missing one is "null") and reports it
+    # as caseOutput (DECISION) or evaluationResult (SWITCH)
+    shown = "null" if case is None else case
+    if task.task_type == "DECISION":
+        task.output = {"caseOutput": [shown]}
+    else:
+        task.output = {"evaluationResult": [shown], "selectedCase": shown}
     tr.set_status(task, TaskStatus.COMPLETED, None)
     first = first_task(chosen)
     if first is None:
@@ -127,11 +138,12 @@ def _schedule_fork(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
     join_wt = tr.index.next_in_list(str(wt.get("taskReferenceName", "")))
     branches = [b for b in (wt.get("forkTasks") or []) if isinstance(b, list) and b]
     tr.set_status(fork, TaskStatus.COMPLETED, None)
-    join = _make_join(tr, join_wt, scope, None)
+    # Conductor's order: the fork, every branch's first task, then the JOIN
     for branch in branches:
         first = first_task(branch)
         if first is not None:
             schedule(tr, first, scope)
+    join = _make_join(tr, join_wt, scope, None)
     if join is not None:
         check_join(tr, join)
 
@@ -152,7 +164,6 @@ def _schedule_dynamic_fork(tr: Transition, wt: dict[str, Any], scope: Scope) -> 
     }
     tr.set_status(fork, TaskStatus.COMPLETED, None)
     join_wt = tr.index.next_in_list(str(wt.get("taskReferenceName", "")))
-    join = _make_join(tr, join_wt, scope, [str(t["taskReferenceName"]) for t, _ in forked])
     branch_scope = ScopeType(scope.loop_id, scope.iteration, fork.task_id)
     for node, node_input in forked:
         task_wt = {**node, "inputParameters": {}}
@@ -166,17 +177,22 @@ def _schedule_dynamic_fork(tr: Transition, wt: dict[str, Any], scope: Scope) -> 
             schedule(tr, {**node, "inputParameters": node_input}, branch_scope)
             for created in tr.wf.tasks[before:]:
                 created.fork_id = fork.task_id
+    join = _make_join(tr, join_wt, scope, [str(t["taskReferenceName"]) for t, _ in forked])
     if join is not None:
         check_join(tr, join)
 
 
-def _dynamic_branches(wt: dict[str, Any], task_input: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def _dynamic_branches(
+    wt: dict[str, Any], task_input: dict[str, Any]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Both of Conductor's forms: a list of WorkflowTasks, or a task name with a list of inputs."""
     fork_name = task_input.get("forkTaskName") or wt.get("forkTaskName")
     if fork_name or "forkTaskInputs" in task_input:
         inputs = task_input.get("forkTaskInputs")
         if not isinstance(fork_name, str) or not isinstance(inputs, list):
-            raise ValueError("FORK_JOIN_DYNAMIC needs forkTaskName (a string) and forkTaskInputs (a list)")
+            raise ValueError(
+                "FORK_JOIN_DYNAMIC needs forkTaskName (a string) and forkTaskInputs (a list)"
+            )
         fork_type = task_input.get("forkTaskType") or "SIMPLE"
         out = []
         for i, item in enumerate(inputs):
@@ -194,7 +210,9 @@ def _dynamic_branches(wt: dict[str, Any], task_input: dict[str, Any]) -> list[tu
     out = []
     for i, node in enumerate(tasks):
         if not isinstance(node, dict) or not isinstance(node.get("taskReferenceName"), str):
-            raise ValueError(f"dynamic fork task {i} is not a WorkflowTask with a taskReferenceName")
+            raise ValueError(
+                f"dynamic fork task {i} is not a WorkflowTask with a taskReferenceName"
+            )
         ref = node["taskReferenceName"]
         node_input = (inputs_map or {}).get(ref)
         if node_input is None:
@@ -204,7 +222,9 @@ def _dynamic_branches(wt: dict[str, Any], task_input: dict[str, Any]) -> list[tu
     return out
 
 
-def _make_join(tr: Transition, join_wt: dict[str, Any] | None, scope: Scope, join_on: list[str] | None) -> Task | None:
+def _make_join(
+    tr: Transition, join_wt: dict[str, Any] | None, scope: Scope, join_on: list[str] | None
+) -> Task | None:
     if join_wt is None or join_wt.get("type") not in ("JOIN", None):
         return None
     join = tr.new_task(join_wt, scope, resolve_input=True)
@@ -239,7 +259,9 @@ def check_join(tr: Transition, join: Task) -> None:
         reasons = "; ".join(f"{t.ref}: {t.reason or t.status.value}" for t in failures)
         tr.finish(join, TaskStatus.FAILED, f"Join failed: {reasons}")
     else:
-        tr.finish(join, TaskStatus.COMPLETED_WITH_ERRORS if with_errors else TaskStatus.COMPLETED, None)
+        tr.finish(
+            join, TaskStatus.COMPLETED_WITH_ERRORS if with_errors else TaskStatus.COMPLETED, None
+        )
 
 
 def _in_scope(tr: Transition, base_ref: str, anchor: Task) -> Task | None:
@@ -271,7 +293,9 @@ def _schedule_exclusive_join(tr: Transition, wt: dict[str, Any], scope: Scope) -
         tr.finish(task, TaskStatus.COMPLETED, None)
         return
     task.output = dict(chosen.output)
-    tr.finish(task, TaskStatus.COMPLETED if chosen.status.successful else TaskStatus.FAILED, chosen.reason)
+    tr.finish(
+        task, TaskStatus.COMPLETED if chosen.status.successful else TaskStatus.FAILED, chosen.reason
+    )
 
 
 def _schedule_join(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
@@ -344,8 +368,10 @@ def _schedule_start_workflow(tr: Transition, wt: dict[str, Any], scope: Scope) -
             name=request["name"],
             version=version if isinstance(version, int) else None,
             input=child_input if isinstance(child_input, dict) else {},
-            correlation_id=request.get("correlationId") if isinstance(request.get("correlationId"), str) else None,
-            task_to_domain=request.get("taskToDomain") if isinstance(request.get("taskToDomain"), dict) else {},
+            correlation_id=request.get("correlationId")
+            if isinstance(request.get("correlationId"), str)
+            else None,
+            task_to_domain=_str_map(request.get("taskToDomain")),
             requested_by=(tr.wf.workflow_id, task.task_id),
         )
     )
@@ -457,7 +483,11 @@ def _schedule_event(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
             "correlationId": tr.wf.correlation_id,
         }
     )
-    tr.emit(PublishEvent(sink=sink_text, payload=payload, workflow_id=tr.wf.workflow_id, task_id=task.task_id))
+    tr.emit(
+        PublishEvent(
+            sink=sink_text, payload=payload, workflow_id=tr.wf.workflow_id, task_id=task.task_id
+        )
+    )
     task.output = {**payload, "event_produced": sink_text, "sink": sink_text}
     if wt.get("asyncComplete"):
         tr.set_status(task, TaskStatus.IN_PROGRESS, None)
@@ -502,15 +532,24 @@ def after_terminal(tr: Transition, task: Task) -> None:
         if task.wt.get("optional"):
             tr.set_status(task, TaskStatus.COMPLETED_WITH_ERRORS, task.reason)
         elif not task.wt.get("permissive"):
-            tr.end_workflow(
-                WorkflowStatus.FAILED,
-                task.reason or f"Task {task.ref} {task.status.value.lower()}",
-                failed=task,
-            )
+            fail_workflow_for(tr, task)
             return
     if wf.status.terminal:
         return
     advance(tr, task)
+
+
+def fail_workflow_for(tr: Transition, task: Task) -> None:
+    """DeciderService.retry's TerminateWorkflowException: the status follows the task's,
+    the reason names the task, and the workflow output is evaluated as it stands."""
+    if task.status is TaskStatus.TIMED_OUT:
+        status = WorkflowStatus.TIMED_OUT
+    elif task.status is TaskStatus.CANCELED:
+        status = WorkflowStatus.TERMINATED
+    else:
+        status = WorkflowStatus.FAILED
+    reason = f"Task {task.task_id} failed with status: {status.value} and reason: '{task.reason}'"
+    tr.end_workflow(status, reason, failed=task, output=tr.workflow_output())
 
 
 def _can_retry(task: Task) -> bool:
@@ -553,7 +592,13 @@ def retry(tr: Transition, task: Task, *, delay: bool = True) -> Task:
     tr.changed(again)
     tr.history(
         "TaskScheduled",
-        {"taskId": again.task_id, "ref": again.ref, "type": again.task_type, "retryOf": task.task_id, "seq": seq},
+        {
+            "taskId": again.task_id,
+            "ref": again.ref,
+            "type": again.task_type,
+            "retryOf": task.task_id,
+            "seq": seq,
+        },
     )
     if again.task_type == "SUB_WORKFLOW":
         wt = task.wt
@@ -611,7 +656,11 @@ def _owner(tr: Transition, owner_ref: str | None, child: Task) -> Task | None:
     if owner_ref is None:
         return None
     for task in reversed(tr.wf.tasks):
-        if task.base_ref == owner_ref and task.loop_id == child.loop_id and task.iteration == child.iteration:
+        if (
+            task.base_ref == owner_ref
+            and task.loop_id == child.loop_id
+            and task.iteration == child.iteration
+        ):
             return task
     return None
 
@@ -620,6 +669,12 @@ def _check_open_joins(tr: Transition) -> None:
     for task in list(tr.wf.tasks):
         if task.task_type == "JOIN" and not task.status.terminal:
             check_join(tr, task)
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _int(value: Any) -> int:

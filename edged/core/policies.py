@@ -93,7 +93,9 @@ def parse_duration_s(text: str) -> int:
     """`"1d 2h 3m 4s"`, `"30 seconds"`, `"5m"` -> seconds.  ValueError if not a duration."""
     match = _DURATION.match(text)
     if not match or not any(match.groups()):
-        raise ValueError(f"not a duration: {text!r} (expected e.g. '30s', '5m', '1h 30m', '2 days')")
+        raise ValueError(
+            f"not a duration: {text!r} (expected e.g. '30s', '5m', '1h 30m', '2 days')"
+        )
     days, hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
     return ((days * 24 + hours) * 60 + minutes) * 60 + secs
 

@@ -112,11 +112,19 @@ class ExpressionContext(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
+def conductor_task_type(task: Task) -> str:
+    """Conductor reports a SIMPLE task under its task def name (SimpleTaskMapper) and
+    both kinds of fork as FORK."""
+    if task.task_type == "SIMPLE":
+        return task.def_name
+    return "FORK" if task.task_type in ("FORK_JOIN", "FORK_JOIN_DYNAMIC") else task.task_type
+
+
 def task_json(wf: Workflow, task: Task) -> dict[str, Any]:
     """Conductor's Task JSON."""
     taskdef = task.taskdef or {}
     doc: dict[str, Any] = {
-        "taskType": task.task_type,
+        "taskType": conductor_task_type(task),
         "status": task.status.value,
         "inputData": task.input,
         "referenceTaskName": task.ref,
@@ -178,9 +186,7 @@ def workflow_json(wf: Workflow, *, include_tasks: bool = True) -> dict[str, Any]
         "reasonForIncompletion": wf.reason,
         "taskToDomain": wf.task_to_domain,
         "failedReferenceTaskNames": sorted(set(wf.failed_refs)),
-        "failedTaskNames": sorted(
-            {t.def_name for t in wf.tasks if t.ref in wf.failed_refs}
-        ),
+        "failedTaskNames": sorted({t.def_name for t in wf.tasks if t.ref in wf.failed_refs}),
         "workflowDefinition": wf.definition,
         "priority": wf.priority,
         "variables": wf.variables,
