@@ -1,0 +1,558 @@
+"""An MQTT client for Trio: paho-mqtt 2.x driven through its external-loop hooks.
+
+Theory of operation. paho keeps the protocol state (packet ids, in-flight QoS 1 messages,
+retransmission after reconnect); this module only moves bytes and events, on the Trio thread,
+with no paho thread and no lock taken while the loop waits:
+
+- A supervisor task connects, keeps the connection until it is lost, waits a backoff delay
+  (capped exponential, full jitter, reset by an accepted CONNACK) and reconnects, until the
+  client is closed. paho's connect() blocks (DNS, TCP, TLS handshake), so it runs in a worker
+  thread; while it runs no other code touches the paho client (publish/subscribe/ack wait for
+  the connection), and the one callback paho makes from that thread (register-write, for the
+  CONNECT packet) is hopped back to Trio with ``TrioToken.run_sync_soon``.
+- Per connection, three tasks in one nursery: a reader (``wait_readable`` + ``loop_read``, and
+  again while TLS holds decrypted bytes or the socket still has data), a writer (sleeps until
+  paho asks to write, then ``loop_write`` and ``wait_writable`` while data remains) and a
+  housekeeper (``loop_misc`` once a second: keepalive pings, ping timeout). Any of them seeing
+  the connection fail ends the nursery. paho closes sockets itself; ``on_socket_close`` calls
+  ``trio.lowlevel.notify_closing`` first so a task waiting on that socket wakes with an error
+  instead of waiting on a recycled fd. The same callback also fires from ``Client.__del__``
+  outside ``trio.run``: it is ignored there.
+- Sessions are persistent (clean start off, session expiry on MQTT 5; clean_session off on
+  3.1.1) under a stable client id, so the broker queues QoS 1 messages while we are away. When
+  a CONNACK says the broker has no session, the client subscribes again to every filter.
+- ``publish`` returns once the broker acknowledged (PUBACK for QoS 1). At most
+  ``max_inflight`` publishes wait for an acknowledgement; more callers wait for a slot
+  (back-pressure). A QoS 1 message handed to paho stays in paho's session state across
+  reconnects and is retransmitted, so a cancelled or interrupted publish may still be
+  delivered: at least once, never silently dropped.
+- Received messages go to a per-subscription bounded ``Inbox`` (drop oldest with a count at
+  the bound). With ``manual_ack`` the application PUBACKs with ``ack(message)`` after its own
+  durable commit; an unacked message is redelivered by the broker when the session resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import trio
+from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edged_mqtt.backoff import backoff_s
+from edged_mqtt.inbox import Inbox, MqttMessage
+from edged_mqtt.session import (
+    ClientClosed,
+    MqttStatistics,
+    PayloadTooLarge,
+    PublishRejected,
+    Waiter,
+    build_paho,
+    subscribe_topics,
+    subscription_failures,
+)
+from edged_mqtt.settings import MqttSettings
+from edged_mqtt.topics import validate_filter, validate_topic
+
+log = logging.getLogger("edged.mqtt")
+
+_OK = MQTTErrorCode.MQTT_ERR_SUCCESS
+_MISC_INTERVAL_S = 1.0
+_READS_PER_WAKEUP = 256  # then yield to the scheduler so a flood cannot starve other tasks
+
+
+class _ConnectionLost(Exception):
+    """Internal: a SUBSCRIBE did not get its SUBACK before the connection dropped."""
+
+
+class MqttClient:
+    """Use through ``open_mqtt_client(settings)``."""
+
+    def __init__(
+        self, settings: MqttSettings, *, rand: Callable[[], float] = random.random
+    ) -> None:
+        self.settings = settings
+        self._rand = rand
+        self._token = trio.lowlevel.current_trio_token()
+        self._trio_thread = threading.get_ident()
+        self._paho: Client = build_paho(settings)
+        self._install_callbacks()
+        self._inbox = Inbox(settings.max_buffered_messages)
+        self._inbox_lot = trio.lowlevel.ParkingLot()
+        self._state_lot = trio.lowlevel.ParkingLot()  # woken on connect, loss and close
+        self._write_wanted = trio.Event()
+        self._lost = trio.Event()
+        self._conn_nursery: trio.Nursery | None = None
+        self._inflight = trio.Semaphore(settings.max_inflight)
+        self._pending_pubs: dict[int, Waiter[ReasonCode]] = {}
+        self._pending_subs: dict[int, Waiter[list[ReasonCode]]] = {}
+        self._subscriptions: dict[str, int] = {}
+        self._connected = False
+        self._closed = False
+        self._connection = 0  # number of accepted connections so far
+        self._published = 0
+        self._received = 0
+        self._oversized = 0
+        self._failed_attempts = 0
+
+    # ----------------------------------------------------------------- public API
+
+    async def wait_connected(self, after: int = 0) -> int:
+        """Wait until connected on a connection numbered above ``after``; return its number."""
+        await trio.lowlevel.checkpoint()
+        while not (self._connected and self._connection > after):
+            if self._closed:
+                raise ClientClosed("MQTT client is closed")
+            await self._state_lot.park()
+        return self._connection
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> None:
+        """Publish and return once the broker has it (PUBACK for QoS 1, written for QoS 0)."""
+        validate_topic(topic)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
+        if len(payload) > self.settings.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload of {len(payload)} bytes exceeds {self.settings.max_payload_bytes}"
+            )
+        async with self._inflight:
+            await self.wait_connected()
+            info = self._paho.publish(topic, payload, qos, retain, properties)
+            if info.rc not in (_OK, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                raise PublishRejected(f"publish to {topic}: {info.rc.name}")
+            if qos == 0:
+                self._published += 1
+                return
+            waiter: Waiter[ReasonCode] = Waiter()
+            self._pending_pubs[info.mid] = waiter
+            try:
+                reason = await waiter.wait()
+            finally:
+                self._pending_pubs.pop(info.mid, None)
+            if reason.is_failure:
+                raise PublishRejected(f"broker refused publish to {topic}: {reason}")
+            self._published += 1
+
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Subscribe (and remember the filter, to subscribe again if the broker loses the
+        session); return once the broker granted it."""
+        validate_filter(topic_filter)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
+        self._subscriptions[topic_filter] = qos
+        self._inbox.add_route(topic_filter)
+        while True:
+            await self.wait_connected()
+            try:
+                await self._send_subscribe({topic_filter: qos})
+                return
+            except _ConnectionLost:
+                continue
+
+    async def receive(self) -> MqttMessage:
+        """The next received message (round-robin over subscriptions)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            message = self._inbox.get_nowait()
+            if message is not None:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return message
+            if self._closed:
+                raise ClientClosed("MQTT client is closed")
+            await self._inbox_lot.park()
+
+    def messages(self) -> _MessageStream:
+        """``async for message in client.messages()``; ends when the client closes."""
+        return _MessageStream(self)
+
+    def ack(self, message: MqttMessage) -> bool:
+        """PUBACK ``message`` (manual-ack mode). False when its connection is gone: the
+        broker will redeliver it on the resumed session, so the caller must dedupe."""
+        if message.qos == 0 or not self.settings.manual_ack:
+            return True
+        if not self._connected or message.connection != self._connection:
+            return False
+        return self._paho.ack(message.mid, message.qos) == _OK
+
+    def drop_connection(self) -> None:
+        """Close the socket without DISCONNECT, like a network failure (the broker then
+        publishes the will). The client reconnects as usual. For tests and fault drills."""
+        if self._paho.socket() is not None:
+            self._paho._sock_close()
+
+    def statistics(self) -> MqttStatistics:
+        return MqttStatistics(
+            connected=self._connected,
+            connections=self._connection,
+            reconnects=max(0, self._connection - 1),
+            failed_attempts=self._failed_attempts,
+            published=self._published,
+            received=self._received,
+            dropped=self._inbox.dropped,
+            oversized=self._oversized,
+            in_flight=len(self._pending_pubs),
+            buffered=len(self._inbox),
+        )
+
+    # ----------------------------------------------------------------- connection loop
+
+    async def run_supervisor(self) -> None:
+        """Connect, hold the connection, back off, reconnect; until close()."""
+        failures = 0
+        first = True
+        while not self._closed:
+            accepted = await self._run_connection(first)
+            first = False
+            if self._closed:
+                return
+            if accepted:
+                failures = 0
+            else:
+                self._failed_attempts += 1
+            s = self.settings
+            delay_s = backoff_s(failures, s.reconnect_base_s, s.reconnect_cap_s, self._rand)
+            failures += 1
+            log.info("mqtt reconnect_in_s=%.3f attempt=%d", delay_s, failures)
+            await trio.sleep(delay_s)
+
+    async def _run_connection(self, first: bool) -> bool:
+        s = self.settings
+        self._lost = trio.Event()
+        connection_before = self._connection
+        try:
+            connect = self._connect_first if first else self._paho.reconnect
+            rc = await trio.to_thread.run_sync(connect)
+        except (OSError, ValueError) as exc:  # ssl.SSLError and socket.timeout are OSErrors
+            log.warning("mqtt connect_failed host=%s port=%d error=%r", s.host, s.port, exc)
+            return False
+        sock = self._paho.socket()
+        if rc != _OK or sock is None:
+            log.warning("mqtt connect_failed host=%s port=%d rc=%s", s.host, s.port, rc)
+            self.drop_connection()
+            return False
+        try:
+            async with trio.open_nursery() as nursery:
+                self._conn_nursery = nursery
+                nursery.start_soon(self._read_loop, sock)
+                nursery.start_soon(self._write_loop, sock)
+                nursery.start_soon(self._misc_loop)
+                nursery.start_soon(self._connack_deadline, connection_before)
+                await self._lost.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._conn_nursery = None
+            self._connection_ended()
+        return self._connection > connection_before
+
+    def _connect_first(self) -> MQTTErrorCode:
+        s = self.settings
+        if s.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = s.session_expiry_s
+            return self._paho.connect(
+                s.host, s.port, s.keepalive_s, clean_start=s.clean_start, properties=props
+            )
+        return self._paho.connect(s.host, s.port, s.keepalive_s)
+
+    async def _connack_deadline(self, connection_before: int) -> None:
+        await trio.sleep(self.settings.connect_timeout_s)
+        if self._connection == connection_before:
+            log.warning("mqtt connack_timeout after_s=%s", self.settings.connect_timeout_s)
+            self._lost.set()
+
+    async def _read_loop(self, sock: Any) -> None:
+        poller = _Readiness(sock)
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                for _ in range(_READS_PER_WAKEUP):
+                    if self._paho.loop_read() != _OK:
+                        self._lost.set()
+                        return
+                    if not poller.has_data():
+                        break
+        except (trio.ClosedResourceError, OSError):
+            self._lost.set()
+
+    async def _write_loop(self, sock: Any) -> None:
+        try:
+            while True:
+                if not self._paho.want_write():
+                    self._write_wanted = trio.Event()
+                    await self._write_wanted.wait()
+                    continue
+                if self._paho.loop_write() != _OK:
+                    self._lost.set()
+                    return
+                if self._paho.want_write():
+                    await trio.lowlevel.wait_writable(sock)
+        except (trio.ClosedResourceError, OSError):
+            self._lost.set()
+
+    async def _misc_loop(self) -> None:
+        while True:
+            await trio.sleep(_MISC_INTERVAL_S)
+            if self._paho.loop_misc() != _OK:
+                self._lost.set()
+                return
+
+    def _connection_ended(self) -> None:
+        was_connected = self._connected
+        self._connected = False
+        if self._paho.socket() is not None:
+            self.drop_connection()
+        # A SUBACK cannot arrive on a new connection: let subscribe() try again.
+        for waiter in self._pending_subs.values():
+            waiter.fail(_ConnectionLost())
+        self._pending_subs.clear()
+        self._state_lot.unpark_all()
+        if was_connected:
+            log.warning(
+                "mqtt connection_lost connection=%d in_flight=%d",
+                self._connection,
+                len(self._pending_pubs),
+            )
+
+    async def _send_subscribe(self, filters: dict[str, int]) -> None:
+        rc, mid = self._paho.subscribe(subscribe_topics(filters, self.settings.protocol))
+        if rc != _OK or mid is None:
+            raise _ConnectionLost()
+        waiter: Waiter[list[ReasonCode]] = Waiter()
+        self._pending_subs[mid] = waiter
+        try:
+            codes = await waiter.wait()
+        finally:
+            self._pending_subs.pop(mid, None)
+        subscription_failures(filters, codes)
+
+    async def _resubscribe(self) -> None:
+        try:
+            await self._send_subscribe(dict(self._subscriptions))
+            log.info("mqtt resubscribed filters=%d", len(self._subscriptions))
+        except _ConnectionLost:
+            pass  # the next connection tries again
+
+    async def close(self) -> None:
+        """DISCONNECT politely (bounded wait), then stop. Waiters get ClientClosed."""
+        if self._closed:
+            return
+        if self._connected:
+            self._paho.disconnect()
+            with trio.move_on_after(1.0):
+                await self._lost.wait()
+        self._closed = True
+        self._lost.set()
+        for waiter in self._pending_pubs.values():
+            waiter.fail(ClientClosed("MQTT client closed before the broker acknowledged"))
+        self._state_lot.unpark_all()
+        self._inbox_lot.unpark_all()
+
+    def _forget_paho(self) -> None:
+        # Client.__del__ closes the socket and calls on_socket_close, possibly after trio.run
+        # returned: unhook first, and drop the socket while still inside Trio.
+        if self._paho.socket() is not None:
+            self.drop_connection()
+        self._paho.on_socket_close = None
+        self._paho.on_socket_register_write = None
+
+    # ----------------------------------------------------------------- paho callbacks
+
+    def _install_callbacks(self) -> None:
+        p = self._paho
+        p.on_connect = self._on_connect
+        p.on_disconnect = self._on_disconnect
+        p.on_message = self._on_message
+        p.on_publish = self._on_publish
+        p.on_subscribe = self._on_subscribe
+        p.on_socket_close = self._on_socket_close
+        p.on_socket_register_write = self._on_register_write
+
+    def _in_trio(self) -> bool:
+        return threading.get_ident() == self._trio_thread and trio.lowlevel.in_trio_run()
+
+    def _on_register_write(self, client: Client, userdata: Any, sock: Any) -> None:
+        if self._in_trio():
+            self._write_wanted.set()
+        else:  # from connect() in the worker thread
+            with suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(lambda: self._write_wanted.set())
+
+    def _on_socket_close(self, client: Client, userdata: Any, sock: Any) -> None:
+        if self._in_trio():
+            trio.lowlevel.notify_closing(sock)
+            self._lost.set()
+
+    def _on_connect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("mqtt connack_refused reason=%s", reason)
+            self._lost.set()
+            return
+        self._connection += 1
+        self._connected = True
+        receive_max = getattr(properties, "ReceiveMaximum", None)
+        if isinstance(receive_max, int):
+            # paho ignores the broker's Receive Maximum; exceeding it is a protocol error.
+            # Its public setter refuses on a live connection, but this callback runs before
+            # paho resends anything on this connection, the one safe moment to change it.
+            client._max_inflight_messages = min(self.settings.max_inflight, receive_max)
+        log.info(
+            "mqtt connected client_id=%s host=%s port=%d session_present=%s connection=%d",
+            self.settings.effective_client_id(),
+            self.settings.host,
+            self.settings.port,
+            flags.session_present,
+            self._connection,
+        )
+        if not flags.session_present and self._subscriptions and self._conn_nursery:
+            self._conn_nursery.start_soon(self._resubscribe)
+        self._state_lot.unpark_all()
+
+    def _on_disconnect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        log.info("mqtt disconnected reason=%s", reason)
+        self._lost.set()
+
+    def _on_publish(
+        self, client: Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
+    ) -> None:
+        waiter = self._pending_pubs.get(mid)
+        if waiter is not None:
+            waiter.succeed(reason)
+
+    def _on_subscribe(
+        self,
+        client: Client,
+        userdata: Any,
+        mid: int,
+        codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        waiter = self._pending_subs.get(mid)
+        if waiter is not None:
+            waiter.succeed(codes)
+
+    def _on_message(self, client: Client, userdata: Any, raw: MQTTMessage) -> None:
+        # An exception here would escape loop_read and end the connection: contain it.
+        try:
+            self._accept(raw)
+        except Exception:
+            self._inbox.dropped += 1
+            log.exception("mqtt message_rejected mid=%s", raw.mid)
+
+    def _accept(self, raw: MQTTMessage) -> None:
+        try:
+            topic = raw.topic
+        except UnicodeDecodeError:
+            topic = raw._topic.decode("utf-8", "replace")
+        payload = bytes(raw.payload)
+        if len(payload) > self.settings.max_payload_bytes:
+            self._oversized += 1
+            log.warning("mqtt message_oversized topic=%s size_bytes=%d", topic, len(payload))
+            # Acknowledge so the broker does not redeliver it forever; it is counted, logged.
+            if self.settings.manual_ack and raw.qos > 0:
+                client_ack = self._paho.ack(raw.mid, raw.qos)
+                del client_ack
+            return
+        message = MqttMessage(
+            topic=topic,
+            payload=payload,
+            qos=raw.qos,
+            retain=bool(raw.retain),
+            mid=raw.mid,
+            dup=bool(raw.dup),
+            properties=getattr(raw, "properties", None),
+            subscription=self._inbox.route(topic),
+            connection=self._connection,
+            received_at_ms=int(time.time() * 1000),
+        )
+        self._received += 1
+        evicted = self._inbox.put(message)
+        if evicted is not None:
+            log.warning(
+                "mqtt message_dropped reason=buffer_full subscription=%s topic=%s dropped=%d",
+                evicted.subscription,
+                evicted.topic,
+                self._inbox.dropped,
+            )
+        self._inbox_lot.unpark()
+
+
+class _MessageStream:
+    def __init__(self, client: MqttClient) -> None:
+        self._client = client
+
+    def __aiter__(self) -> _MessageStream:
+        return self
+
+    async def __anext__(self) -> MqttMessage:
+        try:
+            return await self._client.receive()
+        except ClientClosed:
+            raise StopAsyncIteration from None
+
+
+class _Readiness:
+    """Whether more bytes can be read without blocking: TLS may hold decrypted bytes the
+    kernel no longer reports, so ask the SSL object first, then poll the fd with no wait."""
+
+    def __init__(self, sock: Any) -> None:
+        import select
+
+        self._sock = sock
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+
+    def has_data(self) -> bool:
+        pending = getattr(self._sock, "pending", None)
+        if pending is not None and pending() > 0:
+            return True
+        return bool(self._poll.poll(0))
+
+
+@asynccontextmanager
+async def open_mqtt_client(
+    settings: MqttSettings, *, rand: Callable[[], float] = random.random
+) -> AsyncIterator[MqttClient]:
+    """Run an MqttClient for the duration of the block. Does not wait for the broker: the
+    client connects (and reconnects) in the background; ``wait_connected()`` waits."""
+    client = MqttClient(settings, rand=rand)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.run_supervisor)
+            try:
+                yield client
+            finally:
+                with trio.CancelScope(shield=True):
+                    await client.close()
+                nursery.cancel_scope.cancel()
+    finally:
+        client._forget_paho()
