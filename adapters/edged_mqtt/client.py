@@ -98,6 +98,7 @@ class MqttClient:
         self._subscriptions: dict[str, int] = {}
         self._connected = False
         self._closed = False
+        self._closing = False
         self._connection = 0  # number of accepted connections so far
         self._published = 0
         self._received = 0
@@ -193,6 +194,7 @@ class MqttClient:
     def drop_connection(self) -> None:
         """Close the socket without DISCONNECT, like a network failure (the broker then
         publishes the will). The client reconnects as usual. For tests and fault drills."""
+        self._connected = False  # at once: ack() must not use this connection any more
         if self._paho.socket() is not None:
             self._paho._sock_close()
 
@@ -313,16 +315,15 @@ class MqttClient:
                 return
 
     def _connection_ended(self) -> None:
-        was_connected = self._connected
-        self._connected = False
         if self._paho.socket() is not None:
             self.drop_connection()
+        self._connected = False
         # A SUBACK cannot arrive on a new connection: let subscribe() try again.
         for waiter in self._pending_subs.values():
             waiter.fail(_ConnectionLost())
         self._pending_subs.clear()
         self._state_lot.unpark_all()
-        if was_connected:
+        if not self._closing:
             log.warning(
                 "mqtt connection_lost connection=%d in_flight=%d",
                 self._connection,
@@ -352,6 +353,7 @@ class MqttClient:
         """DISCONNECT politely (bounded wait), then stop. Waiters get ClientClosed."""
         if self._closed:
             return
+        self._closing = True
         if self._connected:
             self._paho.disconnect()
             with trio.move_on_after(1.0):
