@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 from edged_mqtt.client import MqttClient, open_mqtt_client
@@ -10,6 +12,14 @@ from edged_mqtt.inbox import MqttMessage
 from tests.mqtt.conftest import Broker
 
 DEADLINE_S = 10
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    """Poll a counter owned by a client or the broker (callers bound it with fail_after)."""
+    while True:
+        if predicate():
+            return
+        await trio.sleep(0.005)
 
 
 async def receive_n(client: MqttClient, n: int) -> list[MqttMessage]:
@@ -113,8 +123,7 @@ async def test_every_acknowledged_publish_survives_a_broker_restart(broker: Brok
                     acknowledged.add(i)
 
             async def restarter() -> None:
-                while len(acknowledged) < total // 3:
-                    await trio.sleep(0.005)
+                await wait_until(lambda: len(acknowledged) >= total // 3)
                 await trio.to_thread.run_sync(broker.restart)
 
             async with trio.open_nursery() as nursery:
@@ -136,8 +145,7 @@ async def test_client_connects_once_a_late_broker_comes_up(
     settings = late.settings(client_id="late", reconnect_base_s=0.05, reconnect_cap_s=0.1)
     with trio.fail_after(DEADLINE_S):
         async with open_mqtt_client(settings) as client:
-            while client.statistics().failed_attempts < 2:
-                await trio.sleep(0.02)
+            await wait_until(lambda: client.statistics().failed_attempts >= 2)
             assert not client.statistics().connected
             await trio.to_thread.run_sync(late.start)
             await client.wait_connected()
@@ -190,8 +198,7 @@ async def test_a_flood_on_one_subscription_does_not_starve_another(broker: Broke
             for i in range(flood):
                 await pub.publish("flood/x", str(i).encode(), qos=0)
             await pub.publish("calm/x", b"important", qos=1)
-            while sub.statistics().received < flood + 1:
-                await trio.sleep(0.01)
+            await wait_until(lambda: sub.statistics().received >= flood + 1)
             stats = sub.statistics()
             assert stats.dropped == flood - bound  # drop oldest, counted
             assert stats.buffered == bound + 1
