@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-# 2**64 already exceeds every sensible cap; beyond it, skip the power to avoid huge floats.
+# 2**64 already exceeds every sensible cap; clamping the exponent avoids huge ints.
 _MAX_EXPONENT = 64
 
 
@@ -24,9 +24,7 @@ def backoff_ceiling_s(attempt: int, base_s: float, cap_s: float) -> float:
         raise ValueError(f"attempt must be >= 0, got {attempt}")
     if base_s < 0 or cap_s < 0:
         raise ValueError("base_s and cap_s must be >= 0")
-    if attempt >= _MAX_EXPONENT:
-        return cap_s
-    return float(min(cap_s, base_s * (2**attempt)))
+    return float(min(cap_s, base_s * (2 ** min(attempt, _MAX_EXPONENT))))
 
 
 def backoff_s(attempt: int, base_s: float, cap_s: float, rand: Callable[[], float]) -> float:
