@@ -25,6 +25,7 @@ Example (every key optional)::
     expressions:
       env_allowlist: [HOSTNAME]       # ${NAME} may read these environment variables
     log_format: logfmt                # or json
+    shutdown_grace_s: 10              # SIGTERM: time for work in flight (< TimeoutStopSec)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ _KEYS = {
     "expressions": dict,
     "log_format": str,
     "log_level": str,
+    "shutdown_grace_s": int,
 }
 _PYTHON_KEYS = {"paths": list, "modules": list, "max_threads": int}
 _JOURNAL_KEYS = {
@@ -83,6 +85,7 @@ class Config:
     env_allowlist: list[str] = field(default_factory=list)
     log_format: str = "logfmt"
     log_level: str = "INFO"
+    shutdown_grace_s: int = 10  # systemd/edged.service gives TimeoutStopSec=30
     source: str = "embedded defaults"
 
     @property
@@ -209,6 +212,9 @@ def load_config(
     if cfg.log_format not in ("logfmt", "json"):
         raise ConfigError(f"log_format: expected 'logfmt' or 'json', got {cfg.log_format!r}")
     cfg.log_level = str(raw.get("log_level") or "INFO").upper()
+    cfg.shutdown_grace_s = raw.get("shutdown_grace_s", cfg.shutdown_grace_s)
+    if not 0 <= cfg.shutdown_grace_s <= 3600:
+        raise ConfigError(f"shutdown_grace_s: {cfg.shutdown_grace_s} is out of range 0..3600")
     if not is_loopback(cfg.host) and not cfg.auth_token:
         raise ConfigError(
             f"listen: {cfg.host} is not loopback; set auth_token to serve beyond this machine"

@@ -39,6 +39,7 @@ from edged.runtime.registry import DefinitionRegistry
 from edged.runtime.service import EngineService
 from edged.runtime.sinks import ConductorSink
 from edged.runtime.timers import now_ms
+from edged.sd_notify import run_watchdog, sd_notify
 
 log = logging.getLogger("edged")
 
@@ -75,21 +76,6 @@ def setup_logging(fmt: str = "logfmt", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-def sd_notify(message: str) -> None:
-    """systemd's notify protocol (a datagram to $NOTIFY_SOCKET); a no-op without it."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(address)
-            sock.sendall(message.encode())
-        except OSError as exc:
-            log.warning("sd_notify failed: %s", exc)
 
 
 def import_handlers(cfg: Config, registry: HandlerRegistry = default_registry) -> None:
@@ -175,9 +161,11 @@ async def run_daemon(
     cfg: Config,
     *,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
-    grace_s: float = 10.0,
+    grace_s: float | None = None,
 ) -> None:
     started = time.perf_counter()
+    if grace_s is None:
+        grace_s = float(cfg.shutdown_grace_s)
     import_handlers(cfg)
     file_defs = load_definitions(cfg)
     check_data_dir(cfg)
@@ -190,41 +178,51 @@ async def run_daemon(
         raise ConfigError(f"listen {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
     finally:
         probe.close()
-    async with open_journal(cfg.journal_path, settings=journal_settings(cfg)) as journal:
-        registry = DefinitionRegistry()
-        for _name, _version, doc in await journal.load_workflow_defs():
-            registry.put_workflow(doc)
-        for _name, doc in await journal.load_task_defs():
-            registry.put_taskdef(doc)
-        install_definitions(registry, file_defs)
-        engine = build_engine(journal, registry, cfg)
-        service = EngineService(engine)
-        app = App(conductor_routes(service), auth_token=cfg.auth_token)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(engine.run)
-            host, port = await nursery.start(serve_http, app, cfg.host, cfg.port)
-            nursery.start_soon(_retention, engine)
-            log.info(
-                "edged %s ready on http://%s:%d (data %s, %d definitions, %d unfinished executions, %.0f ms)",
-                __version__,
-                host,
-                port,
-                cfg.data_dir,
-                len(registry.all_workflows()),
-                len(engine.live),
-                (time.perf_counter() - started) * 1000,
-            )
-            sd_notify(f"READY=1\nSTATUS=serving on {host}:{port}")
-            task_status.started((host, port))
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for signum in signals:
-                    log.info("received %s; stopping", signal.Signals(signum).name)
-                    break
-            sd_notify("STOPPING=1")
-            engine.accepting = False
-            with trio.move_on_after(grace_s):
-                # let running handlers finish and their results reach the journal
-                while engine.dispatcher.in_flight() or engine.busy():  # noqa: ASYNC110 - polls two sources
-                    await trio.sleep(0.02)
-            nursery.cancel_scope.cancel()
+    # the root nursery: the watchdog pings from the start (recovery may be long),
+    # and signals are caught from the start so SIGTERM during recovery is clean too
+    async with trio.open_nursery() as root:
+        await root.start(run_watchdog)
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            sd_notify(f"STATUS=opening journal {cfg.journal_path}")
+            async with open_journal(cfg.journal_path, settings=journal_settings(cfg)) as journal:
+                registry = DefinitionRegistry()
+                for _name, _version, doc in await journal.load_workflow_defs():
+                    registry.put_workflow(doc)
+                for _name, doc in await journal.load_task_defs():
+                    registry.put_taskdef(doc)
+                install_definitions(registry, file_defs)
+                engine = build_engine(journal, registry, cfg)
+                service = EngineService(engine)
+                app = App(conductor_routes(service), auth_token=cfg.auth_token)
+                async with trio.open_nursery() as nursery:
+                    sd_notify("STATUS=recovering unfinished executions")
+                    await nursery.start(engine.run)
+                    sd_notify(f"STATUS=recovered {len(engine.live)} unfinished executions")
+                    host, port = await nursery.start(serve_http, app, cfg.host, cfg.port)
+                    nursery.start_soon(_retention, engine)
+                    log.info(
+                        "edged %s ready on http://%s:%d (data %s, %d definitions, %d unfinished executions, %.0f ms)",
+                        __version__,
+                        host,
+                        port,
+                        cfg.data_dir,
+                        len(registry.all_workflows()),
+                        len(engine.live),
+                        (time.perf_counter() - started) * 1000,
+                    )
+                    sd_notify(f"READY=1\nSTATUS=serving on {host}:{port}")
+                    task_status.started((host, port))
+                    async for signum in signals:
+                        log.info("received %s; stopping", signal.Signals(signum).name)
+                        break
+                    sd_notify(
+                        f"STOPPING=1\nSTATUS=stopping: up to {grace_s:g} s for work in flight"
+                    )
+                    engine.accepting = False
+                    with trio.move_on_after(grace_s):
+                        # let running handlers finish and their results reach the journal
+                        while engine.dispatcher.in_flight() or engine.busy():  # noqa: ASYNC110 - polls two sources
+                            await trio.sleep(0.02)
+                    nursery.cancel_scope.cancel()
+        root.cancel_scope.cancel()
     log.info("edged stopped")
