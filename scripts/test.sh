@@ -4,11 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh test
+# The MQTT adapter tests run a real Mosquitto on a free loopback port.
+if ! command -v mosquitto >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null
+    else
+        echo "mosquitto is not installed: the MQTT tests will be skipped" >&2
+    fi
+fi
 echo "== ruff"
-.venv/bin/ruff check edged tests benchmarks
-.venv/bin/ruff format --check edged tests benchmarks
+.venv/bin/ruff check edged adapters tests benchmarks
+.venv/bin/ruff format --check edged adapters tests benchmarks
 echo "== mypy"
 .venv/bin/mypy edged
+.venv/bin/mypy --strict adapters/edged_mqtt
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
