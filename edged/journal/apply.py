@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from edged.journal.codec import encode
+from edged.journal.codec import SharedValues, encode
 from edged.journal.rows import Batch
 
 __all__ = [
@@ -78,8 +78,13 @@ class SegmentResult:
     history_dropped: int
 
 
-def prepare(batch: Batch) -> PreparedBatch:
-    """Encode `batch` (raises PayloadNotJSON before anything is queued)."""
+def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
+    """Encode `batch` (raises PayloadNotJSON before anything is queued).
+
+    With `shared`, each execution doc's ``definition`` is packed once per
+    definition object instead of on every snapshot (see `SharedValues`).
+    """
+    encode_execution = encode if shared is None else lambda doc: shared.encode(doc, "definition")
     p = PreparedBatch(
         executions=[
             (
@@ -93,7 +98,7 @@ def prepare(batch: Batch) -> PreparedBatch:
                 e.created_ms,
                 e.updated_ms,
                 e.ended_ms,
-                encode(e.doc),
+                encode_execution(e.doc),
             )
             for e in batch.executions
         ],

@@ -44,6 +44,7 @@ import trio
 from edged.errors import JournalError
 from edged.journal import reads
 from edged.journal.apply import prepare
+from edged.journal.codec import SharedValues
 from edged.journal.rows import (
     Batch,
     CommitResult,
@@ -80,6 +81,7 @@ class Journal:
         self._reads = reads.ReadPool(path, settings)
         self._room = trio.Semaphore(max(1, settings.max_pending_batches))
         self._closed = False
+        self._shared = SharedValues()
 
     # ---- writes ------------------------------------------------------------------
 
@@ -91,7 +93,7 @@ class Journal:
 
     async def commit(self, batch: Batch) -> CommitResult:
         """Write `batch` in one transaction; durable when this returns (see module docstring)."""
-        prepared = prepare(batch)
+        prepared = prepare(batch, self._shared)
         await self._room.acquire()
         done = Completion(on_done=self._room.release)
         try:

@@ -1,0 +1,151 @@
+"""The hot-path shortcuts keep behaviour identical to the slow paths they replace."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edged.core.decider import _NS, derive_id
+from edged.journal import Batch, ExecutionRow, open_journal
+from edged.journal.codec import SharedValues, decode, encode
+from edged.runtime.timers import TimerService, now_ms
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.lists(st.text(), min_size=1, max_size=3))
+def test_derive_id_is_uuid5(parts: list[str]) -> None:
+    assert derive_id(*parts) == str(uuid.uuid5(_NS, "/".join(parts)))
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=4), json_values)
+def test_shared_encoding_decodes_to_the_same_doc(doc: dict[str, Any], definition: Any) -> None:
+    doc = {**doc, "definition": definition}
+    shared = SharedValues()
+    first, second = shared.encode(doc, "definition"), shared.encode(doc, "definition")
+    assert decode(first) == decode(second) == decode(encode(doc))
+    assert first == second
+
+
+def test_the_definition_is_packed_once_per_object() -> None:
+    definition = {"name": "chain", "tasks": [{"taskReferenceName": f"t{i}"} for i in range(50)]}
+    shared = SharedValues()
+    blob = shared.encode({"input": {}, "definition": definition}, "definition")
+    definition["name"] = (
+        "changed in place"  # not allowed in real use: proves the cached bytes are reused
+    )
+    assert decode(shared.encode({"input": {}, "definition": definition}, "definition")) == decode(
+        blob
+    )
+    # An equal but distinct object is encoded afresh.
+    fresh = {**definition}
+    assert (
+        decode(shared.encode({"definition": fresh}, "definition"))["definition"]["name"]
+        == "changed in place"
+    )
+
+
+def test_the_cache_is_bounded_and_survives_eviction() -> None:
+    shared = SharedValues(max_entries=2)
+    definitions = [{"name": f"d{i}"} for i in range(5)]
+    for _ in range(2):
+        for d in definitions:
+            assert decode(shared.encode({"definition": d}, "definition")) == {"definition": d}
+    assert len(shared._cache) == 2
+
+
+async def test_a_journal_round_trips_shared_definitions(tmp_path: Path) -> None:
+    definition = {
+        "name": "chain",
+        "version": 1,
+        "tasks": [{"name": "t", "taskReferenceName": f"t{i}"} for i in range(20)],
+    }
+    with trio.fail_after(10):
+        async with open_journal(tmp_path / "j.db") as journal:
+            for i in range(3):
+                row = ExecutionRow(
+                    f"wf{i}",
+                    "chain",
+                    1,
+                    "RUNNING",
+                    None,
+                    None,
+                    None,
+                    1,
+                    1,
+                    None,
+                    {"definition": definition, "i": i},
+                )
+                await journal.commit(Batch(executions=[row]))
+        async with open_journal(tmp_path / "j.db") as journal:
+            for i in range(3):
+                found = await journal.load_execution(f"wf{i}")
+                assert found is not None
+                assert found[0].doc == {"definition": definition, "i": i}
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["arm", "cancel"]), st.integers(0, 40), st.integers(0, 10**6)),
+        max_size=400,
+    )
+)
+def test_timer_heap_compaction_keeps_the_armed_set(ops: list[tuple[str, int, int]]) -> None:
+    fired: list[tuple[str, int]] = []
+    service = TimerService(lambda key, _wid, at: fired.append((key, at)))
+    armed: dict[str, int] = {}
+    for kind, k, at in ops:
+        if kind == "arm":
+            service.arm(f"k{k}", "wf", at)
+            armed[f"k{k}"] = at
+        else:
+            service.cancel(f"k{k}")
+            armed.pop(f"k{k}", None)
+    assert len(service) == len(armed)
+    assert len(service._heap) <= 2 * len(armed) + 1025
+    due = service.next_due_ms()
+    assert due == (min(armed.values()) if armed else None)
+
+
+def test_cancelled_timers_do_not_pile_up() -> None:
+    service = TimerService(lambda *_: None)
+    for i in range(100_000):  # every task arms a response timeout its result cancels
+        service.arm(f"rt:{i}", "wf", 3_600_000 + i)
+        service.cancel(f"rt:{i}")
+    assert len(service._heap) < 2_000
+
+
+async def test_timers_fire_in_order_after_compaction() -> None:
+    # TimerService reads the wall clock (journal times), so this waits ~30 ms for real.
+    fired: list[str] = []
+    all_fired = trio.Event()
+
+    def fire(key: str, _wid: str, _at: int) -> None:
+        fired.append(key)
+        if len(fired) == 3:
+            all_fired.set()
+
+    service = TimerService(fire)
+    base = now_ms()
+    for i in range(3_000):
+        service.arm(f"stale{i}", "wf", base + 10_000_000)
+        service.cancel(f"stale{i}")
+    for i in (3, 1, 2):
+        service.arm(f"live{i}", "wf", base + i * 10)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            await all_fired.wait()
+            nursery.cancel_scope.cancel()
+    assert fired == ["live1", "live2", "live3"]
