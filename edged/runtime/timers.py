@@ -5,7 +5,11 @@ this service holds the same set in a heap and fires each one when due by
 handing `TimerFired` to the engine.  At start it is filled from the journal,
 so overdue timers fire at once after a crash.  Cancellation is lazy: a
 cancelled or re-armed key stays in the heap until it surfaces and is then
-skipped, so both operations are O(log n).  A timer that fires twice (crash
+skipped, so both operations are O(log n).  Most timers never fire (every
+dispatched task arms an hour-long response timeout that its result cancels),
+so once stale entries outnumber live ones the heap is rebuilt from the live
+set: amortized O(1) per cancel, and memory stays proportional to the armed
+timers instead of growing with every task ever dispatched.  A timer that fires twice (crash
 between firing and the journal clearing it) is harmless: the decider checks
 each timer against the task's current state.
 """
@@ -31,13 +35,21 @@ class TimerService:
         self._wakeup = trio.Event()
 
     def arm(self, key: str, workflow_id: str, fire_at_ms: int) -> None:
+        if len(self._heap) > 2 * len(self._armed) + 1024:
+            self._compact()  # re-arming also leaves stale entries behind
         self._armed[key] = (fire_at_ms, workflow_id)
         heapq.heappush(self._heap, (fire_at_ms, key))
         if self._heap[0][1] == key:
             self._wakeup.set()
 
     def cancel(self, key: str) -> None:
-        self._armed.pop(key, None)
+        if self._armed.pop(key, None) is not None and len(self._heap) > 2 * len(self._armed) + 1024:
+            self._compact()
+
+    def _compact(self) -> None:
+        self._heap = [(at, key) for key, (at, _) in self._armed.items()]
+        heapq.heapify(self._heap)
+        self._wakeup.set()  # the earliest entry may have changed
 
     def __len__(self) -> int:
         return len(self._armed)
