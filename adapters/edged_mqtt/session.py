@@ -86,6 +86,18 @@ class Waiter(Generic[T]):
         return self._value
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """paho does not close the TLS socket when the handshake fails (a bad CA, a broker that
+    is not TLS): close it here, or every failed attempt leaks a file descriptor."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 def build_paho(settings: MqttSettings) -> Client:
     v5 = settings.protocol == "5"
     client = Client(
@@ -113,6 +125,9 @@ def build_paho(settings: MqttSettings) -> Client:
         )
         if tls.insecure:
             client.tls_insecure_set(True)
+        context = client._ssl_context
+        if context is not None:
+            context.sslsocket_class = _ClosingSSLSocket
     if settings.will is not None:
         will = settings.will
         client.will_set(will.topic, will.payload, will.qos, will.retain)
