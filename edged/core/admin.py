@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from edged.core import events as ev
-from edged.core.commands import CancelTask, CancelTimer, StartTimer
+from edged.core.commands import CancelTask, CancelTimer, NotifyParent, RetryWorkflow, StartTimer
 from edged.core.model import OPERATOR_TYPES, Task, TaskStatus, Workflow, WorkflowStatus
 
 if TYPE_CHECKING:
@@ -126,7 +126,20 @@ def _retriable(wf: Workflow) -> list[Task]:
     return sorted(by_ref.values(), key=lambda t: t.seq)
 
 
-def _reopen(tr: Transition, wf: Workflow) -> None:
+def reopen(tr: Transition, wf: Workflow) -> None:
+    """The workflow runs again; a child tells its parent so the parent follows
+    (Conductor's updateAndPushParents)."""
+    if wf.parent_id and wf.parent_task_id and wf.status.terminal:
+        tr.emit(
+            NotifyParent(
+                parent_id=wf.parent_id,
+                parent_task_id=wf.parent_task_id,
+                child_id=wf.workflow_id,
+                status="RUNNING",
+                output={},
+                reason=None,
+            )
+        )
     wf.status = WorkflowStatus.RUNNING
     wf.reason = None
     wf.ended_ms = 0
@@ -147,12 +160,21 @@ def retry(tr: Transition, event: ev.RetryRequested) -> None:
     if not wf.status.terminal or wf.status is WorkflowStatus.COMPLETED:
         return
     tasks = _retriable(wf)
-    for task in wf.tasks:
-        if task.status is TaskStatus.CANCELED and task.task_type in ("JOIN", "DO_WHILE"):
-            tr.set_status(task, TaskStatus.IN_PROGRESS, None)
-            task.end_ms = 0
-    _reopen(tr, wf)
+    reopen_cancelled_operators(tr)
+    reopen(tr, wf)
     for task in tasks:
+        if (
+            event.resume_subworkflow_tasks
+            and task.task_type == "SUB_WORKFLOW"
+            and task.subworkflow_id
+            and task.status is not TaskStatus.CANCELED
+        ):
+            # resumeSubworkflowTasks: retry the child in place; this task waits for it again
+            task.end_ms = 0
+            task.reason = None
+            tr.set_status(task, TaskStatus.IN_PROGRESS, None)
+            tr.emit(RetryWorkflow(task.subworkflow_id, resume_subworkflow_tasks=True))
+            continue
         operators.retry(tr, task, delay=False)
     if not tasks:
         # timed out by the workflow timeout with nothing failed: pick up where it stopped
@@ -160,6 +182,14 @@ def retry(tr: Transition, event: ev.RetryRequested) -> None:
             if not task.status.terminal and task.task_type not in OPERATOR_TYPES:
                 tr.dispatch(task)
     _refresh_root_done(tr)
+
+
+def reopen_cancelled_operators(tr: Transition) -> None:
+    """JOIN and DO_WHILE tasks cancelled by the failure wait again."""
+    for task in tr.wf.tasks:
+        if task.status is TaskStatus.CANCELED and task.task_type in ("JOIN", "DO_WHILE"):
+            tr.set_status(task, TaskStatus.IN_PROGRESS, None)
+            task.end_ms = 0
 
 
 def _refresh_root_done(tr: Transition) -> None:
@@ -204,7 +234,7 @@ def restart(tr: Transition, event: ev.RestartRequested) -> None:
 
         tr.index = index_of(wf.definition)
     _reset(tr, wf)
-    _reopen(tr, wf)
+    reopen(tr, wf)
     wf.created_ms = tr.at_ms
     tr.start()
 
@@ -223,7 +253,7 @@ def rerun(tr: Transition, event: ev.RerunRequested) -> None:
     target = wf.task_by_id(event.from_task_id) if event.from_task_id else None
     if target is None:
         _reset(tr, wf)
-        _reopen(tr, wf)
+        reopen(tr, wf)
         tr.start()
         return
     cut = [t for t in wf.tasks if t.seq > target.seq]
@@ -234,7 +264,7 @@ def rerun(tr: Transition, event: ev.RerunRequested) -> None:
     tr.decision.removed.extend(t.task_id for t in cut)
     cut_refs = {t.base_ref for t in cut} | {target.base_ref}
     wf.tasks = [t for t in wf.tasks if t.seq <= target.seq]
-    _reopen(tr, wf)
+    reopen(tr, wf)
     for task in wf.tasks:  # reopen the JOIN / DO_WHILE the rerun task belongs to
         if task is target:
             continue

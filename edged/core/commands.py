@@ -101,6 +101,15 @@ class ContinueLater:
     workflow_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RetryWorkflow:
+    """Retry a (child) workflow: `retry` with resumeSubworkflowTasks reaches down
+    the hierarchy instead of starting a fresh child (WorkflowExecutor.retry)."""
+
+    workflow_id: str
+    resume_subworkflow_tasks: bool = True
+
+
 Command = (
     DispatchTask
     | CancelTask
@@ -111,6 +120,7 @@ Command = (
     | TerminateWorkflow
     | PublishEvent
     | ContinueLater
+    | RetryWorkflow
 )
 
-OUTBOX_COMMANDS = (StartWorkflow, NotifyParent, TerminateWorkflow, PublishEvent)
+OUTBOX_COMMANDS = (StartWorkflow, NotifyParent, TerminateWorkflow, PublishEvent, RetryWorkflow)

@@ -297,6 +297,9 @@ class Transition:
 
     def on_child_ended(self, event: ev.ChildWorkflowEnded) -> None:
         task = self.wf.task_by_id(event.task_id)
+        if event.status == "RUNNING":
+            self.on_child_reopened(task, event.child_id)
+            return
         if task is None or task.status.terminal or task.subworkflow_id != event.child_id:
             return
         if self.wf.status.terminal:
@@ -313,6 +316,24 @@ class Transition:
         if status is TaskStatus.COMPLETED:
             task.output.update(event.output)
         self.finish(task, status, event.reason)
+
+    def on_child_reopened(self, task: Task | None, child_id: str) -> None:
+        """The child was retried/restarted/rerun: Conductor's updateAndPushParents puts the
+        SUB_WORKFLOW task back IN_PROGRESS and the parent (and its parents) back RUNNING,
+        unless the task is optional (its failure was already absorbed)."""
+        from edged.core import admin
+
+        wf = self.wf
+        if task is None or task.subworkflow_id != child_id or task.retried:
+            return
+        if task.wt.get("optional") or not task.status.terminal:
+            return
+        task.end_ms = 0
+        task.reason = None
+        self.set_status(task, TaskStatus.IN_PROGRESS, None)
+        if wf.status.terminal:
+            admin.reopen_cancelled_operators(self)
+            admin.reopen(self, wf)
 
     def on_signal(self, event: ev.TaskSignaled) -> None:
         wf = self.wf

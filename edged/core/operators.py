@@ -312,11 +312,23 @@ def _schedule_do_while(tr: Transition, wt: dict[str, Any], scope: Scope) -> None
 
 def _schedule_sub_workflow(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
     from edged.core.decider import derive_id
+    from edged.core.views import ExpressionContext
+    from edged.expr import resolve
 
     task = tr.new_task(wt, scope)
     param = wt.get("subWorkflowParam") or {}
     name = param.get("name") if isinstance(param, dict) else None
     version = param.get("version") if isinstance(param, dict) else None
+    if isinstance(name, str) or isinstance(version, str):
+        # SubWorkflowTaskMapper resolves ${...} in the name and version
+        wanted = resolve(
+            {"name": name, "version": version}, ExpressionContext(tr.wf), env=tr.decider.env
+        )
+        if isinstance(wanted, dict):
+            name = wanted.get("name")
+            version = wanted.get("version")
+            if isinstance(version, str) and version.isdigit():
+                version = int(version)
     inline = param.get("workflowDefinition") if isinstance(param, dict) else None
     if isinstance(inline, dict):
         name = name or inline.get("name")

@@ -50,6 +50,7 @@ from edged.core.commands import (
     DispatchTask,
     NotifyParent,
     PublishEvent,
+    RetryWorkflow,
     StartTimer,
     StartWorkflow,
     TerminateWorkflow,
@@ -69,6 +70,7 @@ _OUTBOX_KINDS: dict[str, type] = {
     "NotifyParent": NotifyParent,
     "TerminateWorkflow": TerminateWorkflow,
     "PublishEvent": PublishEvent,
+    "RetryWorkflow": RetryWorkflow,
 }
 
 
@@ -415,6 +417,11 @@ class Engine:
                 )
             case PublishEvent():
                 self._publish(command, outbox_id)
+            case RetryWorkflow():
+                event = ev.RetryRequested(
+                    at_ms=now_ms(), resume_subworkflow_tasks=command.resume_subworkflow_tasks
+                )
+                self.post(Op(command.workflow_id, event, ack=outbox_id))
             case ContinueLater():
                 self.post(Op(command.workflow_id, ev.Continued(at_ms=now_ms())))
 
