@@ -37,6 +37,7 @@ before anything reaches the journal.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Any, Final
 
@@ -95,9 +96,22 @@ def _ext_hook(code: int, data: bytes) -> Any:
     raise ValueError(f"unknown journal payload ext type {code}")
 
 
+# One Packer per thread, reused: `msgpack.packb` builds (and mallocs a buffer for)
+# a new Packer per call, a third of the cost of packing a small document.  A
+# Packer resets its buffer when `pack` raises, so reuse after an error is safe.
+_packers = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    packer: msgpack.Packer | None = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(default=_default, unicode_errors="surrogatepass")
+    return packer
+
+
 def _pack(value: Any) -> bytes:
     try:
-        blob: bytes = msgpack.packb(value, default=_default, unicode_errors="surrogatepass")
+        blob: bytes = _packer().pack(value)
     except TypeError as exc:
         # msgpack raises TypeError for non-str dict keys and the like.
         raise PayloadNotJSON(f"not a JSON value: {exc}") from exc
