@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from edged.core.decider import _NS, derive_id
 from edged.journal import Batch, ExecutionRow, open_journal
 from edged.journal.codec import SharedValues, decode, encode
+from edged.runtime.dispatch import _copy_json
 from edged.runtime.timers import TimerService, now_ms
 
 json_values = st.recursive(
@@ -149,3 +151,18 @@ async def test_timers_fire_in_order_after_compaction() -> None:
             await all_fired.wait()
             nursery.cancel_scope.cancel()
     assert fired == ["live1", "live2", "live3"]
+
+
+def _containers(value: Any) -> list[int]:
+    if isinstance(value, dict):
+        return [id(value), *(i for v in value.values() for i in _containers(v))]
+    if isinstance(value, list):
+        return [id(value), *(i for v in value for i in _containers(v))]
+    return []
+
+
+@given(json_values)
+def test_handler_inputs_are_copied_like_deepcopy(value: Any) -> None:
+    copied = _copy_json(value)
+    assert copied == copy.deepcopy(value)
+    assert not set(_containers(copied)) & set(_containers(value))
