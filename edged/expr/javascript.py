@@ -109,7 +109,9 @@ _BOOTSTRAP: Final = r"""
     } finally {
       clean = cleanup();
     }
-    return (clean ? "1" : "0") + (text === undefined ? "" : text);
+    // One JSON.stringify builds a flat string; concatenating "1" + text would
+    // make a rope string (quickjs-ng) that the Python binding cannot convert.
+    return stringify([clean ? 1 : 0, text === undefined ? null : text]);
   };
   defineProperty(g, "__edged_run", { value: run, writable: false, configurable: false });
   const seen = new Set();
@@ -208,12 +210,13 @@ class JsSandbox:
             raise self._translate(exc) from None
         finally:
             data = None  # drop our reference while the context is still alive
-        if not isinstance(outcome, str) or not outcome:
+        if not isinstance(outcome, str) or not outcome.startswith("["):
             self._discard_context()
             raise JsError("sandbox returned an unexpected value")
-        if outcome[0] == "0":
+        clean, text = json.loads(outcome)
+        if not clean:
             self._discard_context()  # the script left a global we could not delete
-        return json.loads(outcome[1:]) if len(outcome) > 1 else None
+        return json.loads(text) if text is not None else None
 
     def _translate(self, exc: Exception) -> JsError:
         text = str(exc)
