@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from edged_mqtt.settings import MqttSettings, TlsSettings
 
 START_TIMEOUT_S = 10.0

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 import trio
+
 from edged_mqtt.client import MqttClient, open_mqtt_client
 from edged_mqtt.inbox import MqttMessage
-
 from tests.mqtt.conftest import Broker
 
 DEADLINE_S = 10

@@ -11,11 +11,11 @@ from functools import partial
 
 import pytest
 import trio
-from edged_mqtt.client import MqttClient, open_mqtt_client
-from edged_mqtt.emulator import SensorModel, run_emulator
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edged_mqtt.client import MqttClient, open_mqtt_client
+from edged_mqtt.emulator import SensorModel, run_emulator
 from tests.mqtt.conftest import Broker
 
 DEADLINE_S = 10

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from edged_mqtt.client import open_mqtt_client
 from edged_mqtt.settings import TlsSettings
-
 from tests.mqtt.conftest import Broker, free_port
 
 DEADLINE_S = 10

@@ -6,11 +6,12 @@ import itertools
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from edged_mqtt.backoff import backoff_ceiling_s, backoff_s
 from edged_mqtt.inbox import CATCH_ALL, Inbox, MqttMessage
 from edged_mqtt.topics import InvalidTopic, topic_matches, validate_filter, validate_topic
-from hypothesis import given
-from hypothesis import strategies as st
 
 # ----------------------------------------------------------------- topic_matches
 
