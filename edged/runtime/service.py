@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import trio
+
 from edged.core import events as ev
 from edged.core.model import WorkflowStatus
 from edged.core.views import task_json, workflow_json
@@ -26,6 +28,10 @@ class EngineService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.registry = engine.registry
+        # one lock per (workflow name, idempotencyKey) while a keyed start is checked and
+        # committed: two concurrent requests with one key (a client retrying after a
+        # timeout) would otherwise both find nothing and both start an execution
+        self._key_locks: dict[tuple[str, str], trio.Lock] = {}
 
     # -------------------------------------------------------------- metadata
 
@@ -92,12 +98,24 @@ class EngineService:
         if not isinstance(workflow_input, dict):
             raise BadInput("input must be a JSON object")
         key = request.get("idempotencyKey")
-        if isinstance(key, str) and key:
-            existing = await self._idempotent(
-                name, key, request.get("idempotencyStrategy") or "FAIL"
-            )
-            if existing is not None:
-                return existing
+        if not (isinstance(key, str) and key):
+            return await self._start(definition, workflow_input, request, None)
+        lock = self._key_locks.setdefault((name, key), trio.Lock())
+        try:
+            async with lock:
+                existing = await self._idempotent(
+                    name, key, request.get("idempotencyStrategy") or "FAIL"
+                )
+                if existing is not None:
+                    return existing
+                return await self._start(definition, workflow_input, request, key)
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._key_locks.pop((name, key), None)
+
+    async def _start(
+        self, definition: JsonDict, workflow_input: JsonDict, request: JsonDict, key: str | None
+    ) -> str:
         wf = new_workflow(
             definition,
             workflow_id=str(uuid.uuid4()),
@@ -105,9 +123,9 @@ class EngineService:
             correlation_id=request.get("correlationId"),
             task_to_domain=request.get("taskToDomain") or {},
             priority=int(request.get("priority") or 0),
-            idempotency_key=key if isinstance(key, str) and key else None,
+            idempotency_key=key,
         )
-        await engine.submit(Op(wf.workflow_id, create=wf))
+        await self.engine.submit(Op(wf.workflow_id, create=wf))
         return wf.workflow_id
 
     async def _idempotent(self, name: str, key: str, strategy: str) -> str | None:

@@ -177,3 +177,39 @@ def test_overdue_wait_timer_fires_at_once_after_restart(daemon_factory: Any) -> 
     assert late_s < 1.0, f"overdue timer took {late_s:.2f} s after restart"
     w = doc_done["tasks"][0]
     assert w["status"] == "COMPLETED" and w["endTime"] - w["scheduledTime"] >= 2000
+
+
+def test_concurrent_starts_with_one_idempotency_key_start_one_execution(
+    daemon_factory: Any,
+) -> None:
+    """A client that retries a start while the first request is still in flight."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d: Daemon = daemon_factory(MIXED, CHILD, taskdefs=TASKDEFS)
+    d.start()
+    limits = httpx.Limits(max_connections=24, max_keepalive_connections=24)
+    with (
+        httpx.Client(base_url=d.url, timeout=10, limits=limits) as http,
+        ThreadPoolExecutor(24) as pool,
+    ):
+        list(pool.map(lambda _: http.get("/health"), range(48)))  # open the connections first
+        for round_no in range(6):
+            key = f"same-{round_no}"
+            body = {
+                "name": "it_mixed",
+                "input": {"n": 1, "k": 1},
+                "correlationId": key,
+                "idempotencyKey": key,
+                "idempotencyStrategy": "RETURN_EXISTING",
+            }
+            answers = list(
+                pool.map(lambda _, b=body: http.post("/api/workflow", json=b), range(24))
+            )
+            assert {r.status_code for r in answers} == {200}
+            assert len({r.text for r in answers}) == 1, (
+                f"{key}: {len({r.text for r in answers})} executions"
+            )
+            same = http.get(
+                f"/api/workflow/it_mixed/correlated/{key}", params={"includeClosed": "true"}
+            )
+            assert len(same.json()) == 1
