@@ -84,7 +84,10 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
     With `shared`, each execution doc's ``definition`` is packed once per
     definition object instead of on every snapshot (see `SharedValues`).
     """
-    encode_execution = encode if shared is None else lambda doc: shared.encode(doc, "definition")
+
+    def encode_execution(doc: Any) -> bytes:
+        return encode(doc) if shared is None else shared.encode(doc, "definition")
+
     p = PreparedBatch(
         executions=[
             (

@@ -184,14 +184,20 @@ def _split(value: Any) -> Any:
     return root
 
 
-def encode(value: Any) -> bytes:
-    """Encode a JSON value (as ``json.loads`` returns it) to bytes."""
+def encode(value: Any, *, opaque_bytes: int = 0) -> bytes:
+    """Encode a JSON value (as ``json.loads`` returns it) to bytes.
+
+    `opaque_bytes`: how many bytes of the result are already-encoded
+    ``EXT_NESTED`` payloads (see `SharedValues`); the unpacker decodes those
+    in their own context, so they cannot add depth and do not count toward
+    the size that calls for a depth check.
+    """
     try:
         blob = _pack(value)
     except ValueError:
         # msgpack's packer nesting limit ("recursion limit exceeded").
         return _pack(_split(value))
-    if _fits_unpacker(blob):
+    if len(blob) - opaque_bytes < _DEPTH_CHECK_MIN_BYTES or _fits_unpacker(blob):
         return blob
     return _pack(_split(value))
 
@@ -266,4 +272,6 @@ class SharedValues:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(id(value))
-        return encode({**doc, key: found[1]})
+        ext = found[1].ext
+        assert ext is not None
+        return encode({**doc, key: found[1]}, opaque_bytes=len(ext.data))

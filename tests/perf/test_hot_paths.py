@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,16 @@ def test_handler_inputs_are_copied_like_deepcopy(value: Any) -> None:
     copied = _copy_json(value)
     assert copied == copy.deepcopy(value)
     assert not set(_containers(copied)) & set(_containers(value))
+
+
+def test_a_doc_too_deep_around_a_shared_definition_is_still_split() -> None:
+    deep: Any = []
+    for _ in range(1_030):  # deeper than msgpack's unpacker accepts, outside the shared value
+        deep = [deep]
+    doc = {"definition": {"name": "d", "tasks": [{"x": "y" * 2_000}]}, "input": deep}
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(5_000)  # only for comparing the nested lists
+    try:
+        assert decode(SharedValues().encode(doc, "definition")) == doc
+    finally:
+        sys.setrecursionlimit(limit)
