@@ -136,6 +136,7 @@ class Dispatcher:
         self._scopes: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
         self._is_async: dict[Handler, bool] = {}
+        self._limited = trio.Event()  # set when a task starts waiting for a limit
         self.pending: dict[str, collections.deque[DispatchTask]] = collections.defaultdict(
             collections.deque
         )
@@ -166,6 +167,7 @@ class Dispatcher:
         limits = self._limits[cmd.def_name]
         if limits.waiting or not limits.admits(cmd.taskdef, now_ms()):
             limits.waiting.append(cmd)
+            self._limited.set()
             self.stats["waiting_for_limit"] += 1
             return
         self._start(cmd)
@@ -325,7 +327,12 @@ class Dispatcher:
             self._start(cmd)
 
     async def _tick_rate_windows(self) -> None:
+        # Ticks only while some task waits for a limit: an idle gateway (or one
+        # whose tasks have no limits) does not wake up 20 times a second.
         while True:
+            if not any(limits.waiting for limits in self._limits.values()):
+                self._limited = trio.Event()
+                await self._limited.wait()
             await trio.sleep(0.05)
             for name, limits in list(self._limits.items()):
                 if limits.waiting:

@@ -12,10 +12,13 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edged.core.commands import DispatchTask
 from edged.core.decider import _NS, derive_id
+from edged.core.events import TaskResultReceived
+from edged.handlers import HandlerRegistry
 from edged.journal import Batch, ExecutionRow, open_journal
 from edged.journal.codec import SharedValues, decode, encode
-from edged.runtime.dispatch import _copy_json
+from edged.runtime.dispatch import Dispatcher, _copy_json
 from edged.runtime.timers import TimerService, now_ms
 
 json_values = st.recursive(
@@ -180,3 +183,42 @@ def test_a_doc_too_deep_around_a_shared_definition_is_still_split() -> None:
         assert decode(SharedValues().encode(doc, "definition")) == doc
     finally:
         sys.setrecursionlimit(limit)
+
+
+async def test_the_rate_limit_tick_wakes_for_waiting_tasks() -> None:
+    # The rate window is wall-clock (now_ms), so this waits up to 1 s for real.
+    results: list[str] = []
+    done = trio.Event()
+
+    async def report(_wid: str, event: TaskResultReceived) -> None:
+        results.append(event.task_id)
+        if len(results) == 3:
+            done.set()
+
+    handlers = HandlerRegistry()
+    handlers.register("limited", lambda ctx: {"ok": True})
+    dispatcher = Dispatcher(report, registry=handlers)
+    taskdef = {"name": "limited", "rateLimitPerFrequency": 2, "rateLimitFrequencyInSeconds": 1}
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(dispatcher.run)
+            await trio.sleep(0.2)  # the tick is idle: nothing waits
+            for i in range(3):
+                dispatcher.submit(
+                    DispatchTask(
+                        workflow_id="wf",
+                        task_id=f"t{i}",
+                        task_type="SIMPLE",
+                        def_name="limited",
+                        ref=f"r{i}",
+                        input={},
+                        attempt=0,
+                        generation=0,
+                        taskdef=taskdef,
+                        domain=None,
+                    )
+                )
+            assert dispatcher.stats["waiting_for_limit"] == 1
+            await done.wait()
+            nursery.cancel_scope.cancel()
+    assert sorted(results) == ["t0", "t1", "t2"]
