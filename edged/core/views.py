@@ -61,7 +61,7 @@ def task_view(wf: Workflow, task: Task) -> dict[str, Any]:
         "reasonForIncompletion": task.reason,
         "callbackAfterSeconds": task.callback_after_s,
         "workerId": task.worker_id,
-        "iteration": task.iteration,
+        "iteration": reported_iteration(task),
         "subWorkflowId": task.subworkflow_id,
     }
 
@@ -123,6 +123,7 @@ def conductor_task_type(task: Task) -> str:
 def task_json(wf: Workflow, task: Task) -> dict[str, Any]:
     """Conductor's Task JSON."""
     taskdef = task.taskdef or {}
+    iteration = reported_iteration(task)
     doc: dict[str, Any] = {
         "taskType": conductor_task_type(task),
         "status": task.status.value,
@@ -155,9 +156,9 @@ def task_json(wf: Workflow, task: Task) -> dict[str, Any]:
         "rateLimitPerFrequency": taskdef.get("rateLimitPerFrequency", 0),
         "rateLimitFrequencyInSeconds": taskdef.get("rateLimitFrequencyInSeconds", 1),
         "workflowPriority": wf.priority,
-        "iteration": task.iteration,
+        "iteration": iteration,
         "subworkflowChanged": False,
-        "loopOverTask": task.iteration > 0,
+        "loopOverTask": iteration > 0,
         "taskDefinition": task.taskdef,
         "queueWaitTime": max(0, task.start_ms - task.scheduled_ms) if task.start_ms else 0,
     }
@@ -196,3 +197,13 @@ def workflow_json(wf: Workflow, *, include_tasks: bool = True) -> dict[str, Any]
         "workflowVersion": wf.version,
     }
     return doc
+
+
+def reported_iteration(task: Task) -> int:
+    """Conductor's DoWhile sets its own task's iteration to the current one
+    (`${loop['iteration']}` and the Task JSON read it); body tasks keep theirs."""
+    if task.task_type == "DO_WHILE":
+        value = task.output.get("iteration")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return task.iteration
