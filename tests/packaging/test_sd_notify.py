@@ -9,6 +9,7 @@ counts the unfinished executions recovered.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import json
 import os
@@ -43,9 +44,11 @@ def listener(tmp_path: Path) -> Iterator[NotifyListener]:
     lst.close()
 
 
-def start_daemon(data: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_daemon(
+    data: Path, port: int, env: dict[str, str], *extra: str
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "edged.cli", "run", "--data-dir", str(data)]
-    cmd += ["--listen", f"127.0.0.1:{port}"]
+    cmd += ["--listen", f"127.0.0.1:{port}", *extra]
     with open(data.parent / "stderr.log", "ab") as log:  # the child keeps its own copy
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
@@ -83,6 +86,53 @@ def test_status_ready_watchdog_stopping(tmp_path: Path, listener: NotifyListener
         code = stop(proc)
     listener.wait_for("STOPPING", "1", timeout_s=5)
     assert code == 0, (tmp_path / "stderr.log").read_text()
+
+
+STALLING_HANDLER = """
+import time
+from edged.handlers import task
+
+@task("stall_loop")
+async def stall_loop(ctx):
+    time.sleep(1.0)  # blocks the event loop on purpose
+    return {"stalled_s": 1.0}
+"""
+
+
+def test_a_stalled_event_loop_stops_the_watchdog_pings(
+    tmp_path: Path, listener: NotifyListener
+) -> None:
+    # the pings come from the Trio loop itself: while it is blocked, none are sent,
+    # which is what lets systemd's WatchdogSec catch a hung daemon
+    (tmp_path / "stall_handlers.py").write_text(STALLING_HANDLER)
+    config = tmp_path / "edged.yaml"
+    config.write_text(
+        json.dumps({"python": {"paths": [str(tmp_path)], "modules": ["stall_handlers"]}})
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    flow = {
+        "name": "stall",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [{"name": "stall_loop", "taskReferenceName": "s", "type": "SIMPLE"}],
+    }
+    proc = start_daemon(
+        tmp_path / "data", port, listener.env(WATCHDOG_USEC="100000"), "--config", str(config)
+    )
+    try:
+        listener.wait_for("READY", "1")
+        assert httpx.put(f"{base}/api/metadata/workflow", json=[flow], timeout=5).is_success
+        # read in a thread while the stall happens, so arrival times are send times
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            collected = pool.submit(listener.collect, 2.5)
+            assert httpx.post(f"{base}/api/workflow/stall", json={}, timeout=5).is_success
+            pings = [n for n in collected.result() if n.fields.get("WATCHDOG") == "1"]
+        gaps = [b.at_s - a.at_s for a, b in itertools.pairwise(pings)]
+        assert max(gaps) >= 0.9, gaps  # the 1 s stall
+        assert sorted(gaps)[len(gaps) // 2] < 0.2, gaps  # otherwise every 50 ms
+    finally:
+        assert stop(proc) == 0
 
 
 def test_restart_reports_recovered_executions(tmp_path: Path, listener: NotifyListener) -> None:
