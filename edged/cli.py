@@ -119,8 +119,24 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, data_dir=args.data_dir, listen=args.listen, defs=args.defs)
     setup_logging(cfg.log_format, cfg.log_level)
-    trio.run(run_daemon, cfg)
+    try:
+        trio.run(run_daemon, cfg)
+    except BaseExceptionGroup as group:
+        # a start-up fault (corrupt journal, ...) raised inside the root nursery arrives
+        # wrapped: report it as its one line, not as a traceback
+        raise _first_edged_error(group) from None
     return EXIT_OK
+
+
+def _first_edged_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_edged_error(exc)
+            if found is not exc:
+                return found
+        elif isinstance(exc, EdgedError):
+            return exc
+    return group
 
 
 def _json_arg(text: str, what: str) -> Any:
