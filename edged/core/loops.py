@@ -89,7 +89,9 @@ def check_loop(tr: Transition, loop: Task) -> None:
     if not go_on:
         tr.finish(loop, TaskStatus.COMPLETED, None)
         return
-    _keep_last(tr, loop, iteration)
+    # Conductor prunes as the next iteration begins, counting it among the N
+    # kept (keep_last_n_example_3 ends with exactly N iterations per loop)
+    _keep_last(tr, loop, iteration + 1)
     begin_iteration(tr, loop, iteration + 1)
 
 

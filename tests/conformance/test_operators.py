@@ -95,7 +95,7 @@ async def test_two_do_whiles_with_a_fork_inside(conductor: Conductor) -> None:
             ("integration_task_0__2", "COMPLETED"),
         ]
         assert [t["iteration"] for t in tasks[1:6]] == [1] * 5
-        second = [t for t in tasks if t["referenceTaskName"] == "loopTask2"][0]
+        second = next(t for t in tasks if t["referenceTaskName"] == "loopTask2")
         assert second["status"] == "IN_PROGRESS"
         await c.complete(wf_id, "integration_task_3__1")
         wf = await c.workflow(wf_id)
