@@ -160,6 +160,8 @@ def retry(tr: Transition, event: ev.RetryRequested) -> None:
     if not wf.status.terminal or wf.status is WorkflowStatus.COMPLETED:
         return
     tasks = _retriable(wf)
+    if not tasks and wf.status is not WorkflowStatus.TIMED_OUT:
+        return  # refused by the precondition; stay a no-op if it slips through
     reopen_cancelled_operators(tr)
     reopen(tr, wf)
     for task in tasks:
@@ -256,25 +258,31 @@ def rerun(tr: Transition, event: ev.RerunRequested) -> None:
         reopen(tr, wf)
         tr.start()
         return
-    cut = [t for t in wf.tasks if t.seq > target.seq]
+    kept_joins = _joins_of_kept_forks(wf, target)
+    cut = [t for t in wf.tasks if t.seq > target.seq and t.task_id not in kept_joins]
     for task in cut:
         for key in task.timers:
             tr.emit(CancelTimer(key))
         tr.decision.changed.pop(task.task_id, None)
     tr.decision.removed.extend(t.task_id for t in cut)
     cut_refs = {t.base_ref for t in cut} | {target.base_ref}
-    wf.tasks = [t for t in wf.tasks if t.seq <= target.seq]
+    wf.tasks = [t for t in wf.tasks if t.seq <= target.seq or t.task_id in kept_joins]
     reopen(tr, wf)
     for task in wf.tasks:  # reopen the JOIN / DO_WHILE the rerun task belongs to
         if task is target:
             continue
-        if task.task_type == "JOIN" and cut_refs & {str(r) for r in task.input.get("joinOn") or []}:
+        if task.task_type == "JOIN" and (
+            task.task_id in kept_joins
+            or cut_refs & {str(r) for r in task.input.get("joinOn") or []}
+        ):
             _reopen_task(tr, task)
         elif task.task_type == "DO_WHILE" and target.loop_id == task.task_id:
             task.marker = 0
             _reopen_task(tr, task)
     task_input: Any = event.task_input
-    if target.task_type in OPERATOR_TYPES and target.task_type not in ("JOIN", "DO_WHILE"):
+    # A DO_WHILE is scheduled afresh too: its body tasks came after it and were
+    # cut, so reopening it in place would leave a loop with nothing to run.
+    if target.task_type in OPERATOR_TYPES and target.task_type != "JOIN":
         wf.tasks.remove(target)
         tr.decision.changed.pop(target.task_id, None)
         tr.decision.removed.append(target.task_id)
@@ -290,14 +298,40 @@ def rerun(tr: Transition, event: ev.RerunRequested) -> None:
     target.timers = []
     if isinstance(task_input, dict):
         target.input = task_input
-    if target.task_type in ("JOIN", "DO_WHILE"):
-        target.marker = 0
+    if target.task_type == "JOIN":
         _reopen_task(tr, target)
-        if target.task_type == "JOIN":
-            operators.check_join(tr, target)
+        operators.check_join(tr, target)
         return
     tr.set_status(target, TaskStatus.SCHEDULED, None)
     tr.dispatch(target)
+
+
+def _joins_of_kept_forks(wf: Workflow, target: Task) -> set[str]:
+    """JOINs scheduled after `target` whose FORK_JOIN is kept by the rerun.
+
+    A fork schedules its JOIN after the first task of every branch, and a
+    branch's synchronous tasks run at once, so the JOIN can come after a task
+    of its own branches: cutting it would leave the branches nothing to join.
+    """
+    from edged.core.navigate import index_of
+
+    index = index_of(wf.definition)
+    kept: set[str] = set()
+    for join in wf.tasks:
+        if join.task_type != "JOIN" or join.seq <= target.seq:
+            continue
+        slot = index.slot(join.base_ref)
+        fork = slot.items[slot.index - 1] if slot is not None and slot.index > 0 else None
+        fork_ref = fork.get("taskReferenceName") if isinstance(fork, dict) else None
+        if any(
+            t.base_ref == fork_ref
+            and t.seq <= target.seq
+            and t.loop_id == join.loop_id
+            and t.iteration == join.iteration
+            for t in wf.tasks
+        ):
+            kept.add(join.task_id)
+    return kept
 
 
 def _reopen_task(tr: Transition, task: Task) -> None:

@@ -265,9 +265,10 @@ class Transition:
         task = wf.task_by_id(task_id)
         if task is None or task.status.terminal or wf.status.terminal:
             return
-        if event.key in task.timers:
-            task.timers.remove(event.key)
-            self.changed(task)
+        if event.key not in task.timers:
+            return  # cancelled, replaced by a newer one, or delivered twice
+        task.timers.remove(event.key)
+        self.changed(task)
         if gen_text.split(":")[0] != str(task.generation):
             return
         if kind == "delay":
