@@ -31,6 +31,7 @@ def deb() -> Path:
         text=True,
         timeout=BUILD_TIMEOUT_S,
         check=False,
+        env={**os.environ, "EDGED_DEB_COMPRESSION": "gzip"},  # xz takes ~20 s more
     )
     assert result.returncode == 0, result.stderr[-4000:]
     path = Path(result.stdout.strip().splitlines()[-1])
