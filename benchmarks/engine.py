@@ -53,7 +53,7 @@ from typing import Any
 import trio
 
 from edged.config import Config
-from edged.daemon import build_engine
+from edged.daemon import build_engine, tune_gc
 from edged.handlers import HandlerRegistry, TaskContext
 from edged.journal import open_journal
 from edged.runtime.engine import Engine, Op, new_workflow
@@ -128,6 +128,7 @@ async def running_engine(data_dir: Path, registry: DefinitionRegistry) -> AsyncI
         engine = build_engine(journal, registry, cfg, handler_registry=handlers)
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)
+            tune_gc()  # as `edged run` does once recovered
             yield engine
             nursery.cancel_scope.cancel()
 

@@ -12,6 +12,7 @@ next start.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -136,6 +137,22 @@ def build_engine(
     return engine
 
 
+def tune_gc() -> None:
+    """Cheaper garbage collection for a long-running engine; call once, after start-up.
+
+    With CPython's defaults (a young collection every 700 container
+    allocations) the collector took ~9% of the engine's CPU at full load
+    (measured with gc.callbacks in benchmarks/engine.py), most of it
+    re-scanning the ~50,000 long-lived objects of imports and definitions.
+    `gc.freeze()` moves those out of the collector's sight and a higher
+    young-generation threshold makes collections rarer: ~1.5%.  Only
+    garbage with reference cycles waits longer (a few MB at most).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 def journal_settings(cfg: Config) -> JournalSettings:
     return JournalSettings(
         retention_max_age_ms=cfg.retention_max_age_s * 1000,
@@ -198,6 +215,7 @@ async def run_daemon(
                     sd_notify("STATUS=recovering unfinished executions")
                     await nursery.start(engine.run)
                     sd_notify(f"STATUS=recovered {len(engine.live)} unfinished executions")
+                    tune_gc()
                     host, port = await nursery.start(serve_http, app, cfg.host, cfg.port)
                     nursery.start_soon(_retention, engine)
                     log.info(
