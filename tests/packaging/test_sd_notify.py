@@ -18,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -267,3 +268,78 @@ def test_config_shutdown_grace(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="shutdown_grace_s"):
         load_config(str(path))
     assert load_config(None).shutdown_grace_s == 10
+
+
+SLOW_HANDLER = """
+import json, os, time
+from edged.handlers import task
+
+@task("slow_step")
+def slow_step(ctx):
+    log = os.path.join(os.path.dirname(__file__), "invocations.log")
+    first = not os.path.exists(log)
+    with open(log, "a") as f:
+        f.write(json.dumps([ctx.task_id, ctx.attempt]) + "\\n")
+    if first:
+        time.sleep(60)  # outlives the grace period: SIGTERM must not wait for it
+    return {"done": True}
+"""
+
+
+def test_sigterm_with_stuck_work_exits_0_after_the_grace_and_the_work_resumes(
+    tmp_path: Path, listener: NotifyListener
+) -> None:
+    handlers = tmp_path / "h"
+    handlers.mkdir()
+    (handlers / "slow_handlers.py").write_text(SLOW_HANDLER)
+    config = tmp_path / "edged.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "python": {"paths": [str(handlers)], "modules": ["slow_handlers"]},
+                "shutdown_grace_s": 1,
+            }
+        )
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    flow = {
+        "name": "slow",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [{"name": "slow_step", "taskReferenceName": "s", "type": "SIMPLE"}],
+    }
+    data = tmp_path / "data"
+    proc = start_daemon(data, port, listener.env(), "--config", str(config))
+    listener.wait_for("READY", "1")
+    assert httpx.put(f"{base}/api/metadata/workflow", json=[flow], timeout=5).is_success
+    wf_id = httpx.post(f"{base}/api/workflow/slow", json={}, timeout=5).text.strip('"')
+    log = handlers / "invocations.log"
+    deadline = time.monotonic() + 10
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.exists(), "the handler never started"
+    began = time.monotonic()
+    code = stop(proc)
+    took_s = time.monotonic() - began
+    listener.wait_for("STOPPING", "1", timeout_s=5)
+    assert code == 0
+    # 1 s grace + commit + exit: far inside the unit's TimeoutStopSec=30s
+    assert 0.9 <= took_s < 10, took_s
+
+    proc = start_daemon(data, port, listener.env(), "--config", str(config))
+    try:
+        listener.wait_for("READY", "1")
+        assert "recovered 1 unfinished executions" in listener.statuses()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            wf = httpx.get(f"{base}/api/workflow/{wf_id}", timeout=5).json()
+            if wf["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+        assert wf["status"] == "COMPLETED", wf
+    finally:
+        assert stop(proc) == 0
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    # run again after the restart, with the same idempotency key (task id, attempt)
+    assert len(runs) == 2 and runs[0] == runs[1], runs
