@@ -155,6 +155,7 @@ class Engine:
         self.accepting = True
         self._processing = False
         self.journal_error: str | None = None
+        self._definitions: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
 
     # ---------------------------------------------------------------- queues
 
@@ -497,6 +498,7 @@ class Engine:
         rows = await self.journal.load_unfinished()
         for row, task_rows in rows:
             wf = _from_rows(row, task_rows)
+            wf.definition = self._pinned(wf.definition)
             self.live[wf.workflow_id] = wf
         for timer in await self.journal.load_timers():
             self.timers.arm(timer.key, timer.workflow_id, timer.fire_at_ms)
@@ -528,7 +530,26 @@ class Engine:
         if found is None:
             return None
         row, task_rows = found
-        return _from_rows(row, task_rows)
+        wf = _from_rows(row, task_rows)
+        wf.definition = self._pinned(wf.definition)
+        return wf
+
+    def _pinned(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """One shared object per distinct pinned definition read back from the journal.
+
+        Every execution row carries its own copy of its definition: 10,000
+        recovered executions of one workflow would hold 10,000 equal dicts,
+        and each copy would be a miss in the journal's `SharedValues` cache
+        (keyed by identity), so every later snapshot re-encoded it.
+        Definitions are never mutated in place, so sharing is safe.
+        """
+        key = (definition.get("name"), definition.get("version"))
+        variants = self._definitions.setdefault(key, [])
+        for known in variants:
+            if known == definition:
+                return known
+        variants.append(definition)
+        return definition
 
     async def workflow(self, workflow_id: str) -> Workflow:
         wf = self._lookup(workflow_id)

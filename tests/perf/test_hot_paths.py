@@ -12,13 +12,17 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edged.config import Config
 from edged.core.commands import DispatchTask
 from edged.core.decider import _NS, derive_id
 from edged.core.events import TaskResultReceived
+from edged.daemon import build_engine
 from edged.handlers import HandlerRegistry
 from edged.journal import Batch, ExecutionRow, open_journal
 from edged.journal.codec import SharedValues, decode, encode
 from edged.runtime.dispatch import Dispatcher, _copy_json
+from edged.runtime.engine import Op, new_workflow
+from edged.runtime.registry import DefinitionRegistry
 from edged.runtime.timers import TimerService, now_ms
 
 json_values = st.recursive(
@@ -222,3 +226,31 @@ async def test_the_rate_limit_tick_wakes_for_waiting_tasks() -> None:
             await done.wait()
             nursery.cancel_scope.cancel()
     assert sorted(results) == ["t0", "t1", "t2"]
+
+
+async def test_recovered_executions_share_one_definition_object(tmp_path: Path) -> None:
+    definition = DefinitionRegistry.check_workflow(
+        {
+            "name": "stuck",
+            "version": 1,
+            "tasks": [{"name": "unbound", "taskReferenceName": "a", "type": "SIMPLE"}],
+        }
+    )
+    registry = DefinitionRegistry()
+    registry.put_workflow(definition)
+    cfg = Config(data_dir=tmp_path)
+    with trio.fail_after(20):
+        for round_ in range(2):
+            async with open_journal(cfg.journal_path) as journal:
+                engine = build_engine(journal, registry, cfg, handler_registry=HandlerRegistry())
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(engine.run)
+                    if round_ == 0:
+                        for i in range(3):
+                            wf = new_workflow(dict(definition), workflow_id=f"wf{i}", input={})
+                            await engine.submit(Op(wf.workflow_id, create=wf))
+                    else:
+                        recovered = [engine.live[f"wf{i}"].definition for i in range(3)]
+                        assert recovered[0] == definition
+                        assert recovered[0] is recovered[1] is recovered[2]
+                    nursery.cancel_scope.cancel()
