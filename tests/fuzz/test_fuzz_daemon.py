@@ -58,12 +58,10 @@ json_values = st.recursive(
 @st.composite
 def mutated_definitions(draw: st.DrawFn) -> Any:
     doc = json.loads(json.dumps(VALID_DEF))
+    # the dicts to mutate are taken before mutating, so a removed "tasks" is fine
+    targets = [doc, doc["tasks"][0], doc["tasks"][1], doc["tasks"][1]["inputParameters"]]
     for _ in range(draw(st.integers(1, 3))):
-        target = draw(
-            st.sampled_from(
-                [doc, doc["tasks"][0], doc["tasks"][1], doc["tasks"][1]["inputParameters"]]
-            )
-        )
+        target = draw(st.sampled_from(targets))
         key = draw(st.sampled_from([*target.keys(), "extra"]))
         if draw(st.booleans()):
             target.pop(key, None)
