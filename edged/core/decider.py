@@ -599,9 +599,12 @@ class Transition:
                 continue
             self.set_status(task, TaskStatus.CANCELED, None)
             if task.task_type == "SUB_WORKFLOW" and task.subworkflow_id:
+                # LambdaAndTerminateTaskSpec asserts this wording on the child
+                why = reason or f"Workflow is {status.value}"
                 self.emit(
                     TerminateWorkflow(
-                        task.subworkflow_id, f"parent workflow {status.value.lower()}"
+                        task.subworkflow_id,
+                        f"Parent workflow has been terminated with reason: {why}",
                     )
                 )
             elif task.task_type not in OPERATOR_TYPES:

@@ -78,6 +78,8 @@ def schedule_switch(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
     # Conductor stringifies the case value (a missing one is "null") and reports it
     # as caseOutput (DECISION) or evaluationResult (SWITCH)
     shown = "null" if case is None else case
+    # the mappers also put the evaluated case into the task's input as "case"
+    task.input = {**task.input, "case": shown}
     if task.task_type == "DECISION":
         task.output = {"caseOutput": [shown]}
     else:
@@ -275,9 +277,12 @@ def schedule_terminate(tr: Transition, wt: dict[str, Any], scope: Scope) -> None
     if status not in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED):
         status = WorkflowStatus.FAILED
     wf_output = out if isinstance(out, dict) else ({} if out is None else {"output": out})
+    if reason is None or not str(reason).strip():
+        # WorkflowExecutor's wording when the TERMINATE gives no reason
+        reason = f"Workflow is {status_text} by TERMINATE task: {task.task_id}"
     tr.end_workflow(
         status,
-        str(reason) if reason is not None else None,
+        str(reason),
         failed=task if status is WorkflowStatus.FAILED else None,
         output=wf_output,
     )
