@@ -238,3 +238,38 @@ async def test_failed_child_fails_parent_with_failure_workflow(conductor: Conduc
         assert failure["input"]["workflowId"] == wf_id
         assert failure["input"]["failureTaskId"] == wf["tasks"][1]["taskId"]
         assert kinds(failure) == [("LAMBDA", "COMPLETED")]
+
+
+# ------------------------------------------- TERMINATE with TERMINATED status
+
+
+async def test_terminate_with_terminated_status(conductor: Conductor) -> None:
+    """terminate_task_terminated_status_test (fixture only): nothing after it runs."""
+    c = conductor
+    c.register("terminate_task_terminated_status_test.json")
+    with trio.fail_after(20):
+        wf = await c.workflow(await c.start("test_terminate_task_terminated", {"a": 1}))
+        assert wf["status"] == "TERMINATED"
+        assert wf["reasonForIncompletion"] == "Early exit with TERMINATED status"
+        assert kinds(wf) == [("LAMBDA", "COMPLETED"), ("TERMINATE", "COMPLETED")]
+        # A LAMBDA's script is a function body (Conductor wraps it in
+        # `function scriptFun(){...}`): `e();` without `return` yields null.
+        assert wf["output"] == {"result": None}
+
+
+async def test_terminate_with_terminated_status_inside_a_loop(conductor: Conductor) -> None:
+    """..._in_do_while_test: the first iteration's TERMINATE ends the loop and the workflow."""
+    c = conductor
+    c.register("terminate_task_terminated_status_in_do_while_test.json")
+    with trio.fail_after(20):
+        wf = await c.workflow(await c.start("test_terminate_task_terminated_in_do_while", {}))
+        assert wf["status"] == "TERMINATED"
+        assert wf["reasonForIncompletion"] == (
+            "Workflow terminated by TERMINATE task in DO_WHILE loop"
+        )
+        assert kinds(wf) == [
+            ("DO_WHILE", "CANCELED"),
+            ("LAMBDA", "COMPLETED"),
+            ("TERMINATE", "COMPLETED"),
+        ]
+        assert [t["iteration"] for t in wf["tasks"][1:]] == [1, 1]
