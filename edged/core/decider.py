@@ -139,7 +139,7 @@ class Transition:
     # ------------------------------------------------------------------ events
 
     def apply(self, event: ev.Event) -> None:
-        from edged.core import admin
+        from edged.core import admin, inbound
 
         wf = self.wf
         match event:
@@ -148,15 +148,15 @@ class Transition:
                     return
                 self.start()
             case ev.TaskResultReceived():
-                self.on_result(event)
+                inbound.on_result(self, event)
             case ev.TaskStarted():
-                self.on_started(event)
+                inbound.on_started(self, event)
             case ev.TimerFired():
-                self.on_timer(event)
+                inbound.on_timer(self, event)
             case ev.ChildWorkflowEnded():
-                self.on_child_ended(event)
+                inbound.on_child_ended(self, event)
             case ev.TaskSignaled():
-                self.on_signal(event)
+                inbound.on_signal(self, event)
             case ev.Continued():
                 if wf.status is WorkflowStatus.RUNNING and wf.deferred:
                     self.queue.extend(wf.deferred)
@@ -201,167 +201,6 @@ class Transition:
         from edged.core import operators
 
         operators.schedule(self, tasks[0], Scope())
-
-    def on_result(self, event: ev.TaskResultReceived) -> None:
-        task = self.wf.task_by_id(event.task_id)
-        if task is None or task.status.terminal or self.wf.status.terminal:
-            return
-        if event.generation is not None and event.generation != task.generation:
-            return
-        if event.logs:
-            self._append_logs(task, event.logs)
-        if event.worker_id:
-            task.worker_id = event.worker_id
-        if event.started_ms and not task.start_ms:
-            task.start_ms = event.started_ms
-        try:
-            status = TaskStatus(event.status)
-        except ValueError:
-            return
-        if status is TaskStatus.IN_PROGRESS:
-            task.output.update(event.output)
-            if not task.start_ms:
-                task.start_ms = self.at_ms
-            task.status = TaskStatus.IN_PROGRESS
-            task.update_ms = self.at_ms
-            task.callback_after_s = max(0, event.callback_after_s)
-            self.arm_response_timer(task)
-            if task.callback_after_s and task.task_type not in OPERATOR_TYPES:
-                self.arm_timer(task, "delay", self.at_ms + task.callback_after_s * 1000)
-            self.changed(task)
-            return
-        if status is TaskStatus.SCHEDULED:
-            return
-        task.output.update(event.output)
-        self.finish(task, status, event.reason)
-
-    def on_started(self, event: ev.TaskStarted) -> None:
-        task = self.wf.task_by_id(event.task_id)
-        if task is None or task.status.terminal or self.wf.status.terminal:
-            return
-        if event.generation != task.generation:
-            return
-        task.status = TaskStatus.IN_PROGRESS
-        task.start_ms = task.start_ms or self.at_ms
-        task.update_ms = self.at_ms
-        task.poll_count += 1
-        task.worker_id = event.worker_id or task.worker_id
-        self.arm_timeouts(task)
-        self.changed(task)
-
-    def on_timer(self, event: ev.TimerFired) -> None:
-        kind, _, rest = event.key.partition(":")
-        wf = self.wf
-        if kind == "wft":
-            if wf.status.terminal or rest != wf.workflow_id:
-                return
-            policy = wf.definition.get("timeoutPolicy", "ALERT_ONLY")
-            if policy == "TIME_OUT_WF":
-                self.end_workflow(WorkflowStatus.TIMED_OUT, "Workflow timed out")
-            else:
-                self.history("WorkflowTimeoutAlert", {})
-            return
-        task_id, _, gen_text = rest.partition(":")
-        task = wf.task_by_id(task_id)
-        if task is None or task.status.terminal or wf.status.terminal:
-            return
-        if event.key not in task.timers:
-            return  # cancelled, replaced by a newer one, or delivered twice
-        task.timers.remove(event.key)
-        self.changed(task)
-        if gen_text.split(":")[0] != str(task.generation):
-            return
-        if kind == "delay":
-            self.dispatch(task)
-        elif kind == "wait":
-            self.finish(task, TaskStatus.COMPLETED, None)
-        elif kind == "tt":
-            policy = (task.taskdef or {}).get("timeoutPolicy", "TIME_OUT_WF")
-            reason = f"Task timed out after {seconds(task.taskdef, 'timeoutSeconds')} seconds"
-            if policy == "ALERT_ONLY":
-                self.history("TaskTimeoutAlert", {"taskId": task.task_id, "ref": task.ref})
-                return
-            if policy == "TIME_OUT_WF":
-                self.set_status(task, TaskStatus.TIMED_OUT, reason)
-                self.emit(CancelTask(wf.workflow_id, task.task_id))
-                self.end_workflow(WorkflowStatus.TIMED_OUT, reason, failed=task)
-                return
-            self.emit(CancelTask(wf.workflow_id, task.task_id))
-            self.finish(task, TaskStatus.TIMED_OUT, reason)
-        elif kind == "rt":
-            stamp = gen_text.split(":")[1] if gen_text.count(":") else ""
-            if stamp != str(task.update_ms):
-                return
-            reason = f"responseTimeout: {seconds(task.taskdef, 'responseTimeoutSeconds')} seconds"
-            self.emit(CancelTask(wf.workflow_id, task.task_id))
-            self.finish(task, TaskStatus.TIMED_OUT, reason)
-
-    def on_child_ended(self, event: ev.ChildWorkflowEnded) -> None:
-        task = self.wf.task_by_id(event.task_id)
-        if event.status == "RUNNING":
-            self.on_child_reopened(task, event.child_id)
-            return
-        if task is None or task.status.terminal or task.subworkflow_id != event.child_id:
-            return
-        if self.wf.status.terminal:
-            return
-        mapping = {
-            "COMPLETED": TaskStatus.COMPLETED,
-            "FAILED": TaskStatus.FAILED,
-            "TIMED_OUT": TaskStatus.TIMED_OUT,
-            "TERMINATED": TaskStatus.CANCELED,
-        }
-        status = mapping.get(event.status)
-        if status is None:
-            return
-        if status is TaskStatus.COMPLETED:
-            task.output.update(event.output)
-        self.finish(task, status, event.reason)
-
-    def on_child_reopened(self, task: Task | None, child_id: str) -> None:
-        """The child was retried/restarted/rerun: Conductor's updateAndPushParents puts the
-        SUB_WORKFLOW task back IN_PROGRESS and the parent (and its parents) back RUNNING,
-        unless the task is optional (its failure was already absorbed)."""
-        from edged.core import admin
-
-        wf = self.wf
-        if task is None or task.subworkflow_id != child_id or task.retried:
-            return
-        if task.wt.get("optional") or not task.status.terminal:
-            return
-        task.end_ms = 0
-        task.reason = None
-        self.set_status(task, TaskStatus.IN_PROGRESS, None)
-        if wf.status.terminal:
-            admin.reopen_cancelled_operators(self)
-            admin.reopen(self, wf)
-
-    def on_signal(self, event: ev.TaskSignaled) -> None:
-        wf = self.wf
-        if wf.status.terminal:
-            return
-        target: Task | None = None
-        for task in reversed(wf.tasks):
-            if task.status.terminal:
-                continue
-            if event.ref is not None:
-                if task.ref == event.ref:
-                    target = task
-                    break
-            elif task.task_type in (event.task_types or ("WAIT", "HUMAN")):
-                target = task
-                break
-        if target is None:
-            return
-        self.on_result(
-            ev.TaskResultReceived(
-                at_ms=event.at_ms,
-                task_id=target.task_id,
-                status=event.status,
-                output=event.output,
-                worker_id=event.worker_id,
-            )
-        )
 
     # ------------------------------------------------------------ task helpers
 
