@@ -33,7 +33,7 @@ fi
 # 1. the arm64 root (kept between runs; delete it to start over)
 if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
     debootstrap --arch=arm64 --variant=minbase \
-        --include=python3,python3-venv,python3-dev,libpython3.11,binutils,git,ca-certificates,dpkg-dev \
+        --include=python3,python3-venv,libpython3.11,binutils,git,ca-certificates \
         "$SUITE" "$ROOTFS" "$MIRROR"
 fi
 
