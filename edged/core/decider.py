@@ -324,8 +324,14 @@ class Transition:
         self.arm_response_timer(task)
 
     def arm_response_timer(self, task: Task) -> None:
+        # Conductor checks responseTimeoutSeconds only for IN_PROGRESS tasks (a worker
+        # polled it and must keep updating it); a SCHEDULED task is not answerable yet.
         response_s = seconds(task.taskdef, "responseTimeoutSeconds")
-        if response_s and task.task_type not in OPERATOR_TYPES:
+        if (
+            response_s
+            and task.status is TaskStatus.IN_PROGRESS
+            and task.task_type not in OPERATOR_TYPES
+        ):
             self.arm_timer(task, "rt", task.update_ms + response_s * 1000, str(task.update_ms))
 
     def dispatch(self, task: Task) -> None:
