@@ -4,8 +4,9 @@ Uses the binary that packaging/build.sh builds (once per session, cached by
 source hash), never the source tree: the daemon runs from a folder outside
 the repository with a scrubbed environment, and a user handler module loaded
 from `python.paths` reports which `edged` it imported.  The handler also
-imports standard library modules that edged itself does not use, which a
-frozen binary only has because the spec names them.
+imports standard library modules that edged itself does not use (tomllib,
+difflib, fractions, csv, statistics), which a frozen binary only has because
+the spec names the standard library.
 
 Scenario: register examples/quickstart/greenhouse.json (and a variant whose
 WAIT lasts a few seconds, and one with a work task run by the user handler)
@@ -36,8 +37,11 @@ QUICKSTART = REPO / "examples" / "quickstart" / "greenhouse.json"
 HANDLER = '''
 """A user handler module, imported by the frozen binary from python.paths."""
 import csv
+import difflib
+import fractions
 import io
 import statistics
+import tomllib
 
 import edged
 from edged.handlers import TaskContext, task
@@ -47,7 +51,12 @@ from edged.handlers import TaskContext, task
 def median_reading(ctx: TaskContext) -> dict:
     rows = list(csv.reader(io.StringIO(ctx.input["csv"])))
     values = [float(v) for v in rows[0]]
-    return {"median": statistics.median(values), "edged_file": edged.__file__}
+    assert tomllib.loads("x = 1") == {"x": 1} and difflib.SequenceMatcher is not None
+    return {
+        "median": statistics.median(values),
+        "mean": str(fractions.Fraction(sum(values) / len(values)).limit_denominator(100)),
+        "edged_file": edged.__file__,
+    }
 '''
 
 
