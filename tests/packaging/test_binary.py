@@ -247,3 +247,41 @@ def test_quickstart_survives_sigkill_with_the_binary(daemon: BinaryDaemon) -> No
         assert len(refs) == len(set(refs)), refs
     assert daemon.stop() == 0
     daemon.listener.wait_for("STOPPING", "1", timeout_s=5)
+
+
+def run_binary(binary: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(binary), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_bad_configuration_stops_the_binary_with_one_line(binary: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "edged.yaml"
+    config.write_text("listen: 127.0.0.1:0\njournall: {}\n")
+    result = run_binary(binary, tmp_path, "run", "--config", str(config), "--data-dir", str(data))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "journall" in lines[0] and "journal" in lines[0], result.stderr
+    assert not data.exists()
+
+
+def test_port_taken_stops_the_binary_before_the_journal(binary: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_binary(
+            binary, tmp_path, "run", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}"
+        )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], result.stderr
+    assert not (data / "journal.db").exists()
