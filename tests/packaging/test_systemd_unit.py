@@ -47,6 +47,10 @@ def test_unit_has_the_promised_settings() -> None:
     assert settings["Type"] == ["notify"]
     assert settings["ExecStart"] == ["/usr/bin/edged run --config /etc/edged/edged.yaml"]
     assert settings["Restart"] == ["on-failure"]
+    # bad configuration is not retried: its exit code is the CLI's "bad input"
+    from edged.cli import EXIT_BAD_INPUT
+
+    assert settings["RestartPreventExitStatus"] == [str(EXIT_BAD_INPUT)]
     assert settings["User"] == ["edged"]
     assert settings["CapabilityBoundingSet"] == [""] and settings["AmbientCapabilities"] == [""]
     for key in ("ProtectSystem", "ProtectHome", "PrivateTmp", "NoNewPrivileges", "WatchdogSec"):
