@@ -117,6 +117,20 @@ class Decider:
         self.taskdefs: TaskDefLookup = taskdefs or (lambda _name: None)
         self.env: Mapping[str, str] = env or {}
         self.step_budget = step_budget
+        # effective TaskDefs are shared by every task of a name: read-only after this
+        self._taskdef_cache: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
+
+    def effective_taskdef(self, name: str, registered: dict[str, Any] | None) -> dict[str, Any]:
+        """Conductor's defaults under the registered (or inline) TaskDef, made once per object."""
+        key = (name, id(registered))
+        found = self._taskdef_cache.get(key)
+        if found is not None and found[0] is registered:
+            return found[1]
+        merged = effective_taskdef(name, registered)
+        if len(self._taskdef_cache) > 1024:
+            self._taskdef_cache.clear()
+        self._taskdef_cache[key] = (registered, merged)
+        return merged
 
     def decide(self, wf: Workflow, event: ev.Event) -> Decision:
         tr = Transition(self, wf, event.at_ms)
@@ -139,8 +153,6 @@ class Transition:
     # ------------------------------------------------------------------ events
 
     def apply(self, event: ev.Event) -> None:
-        from edged.core import admin, inbound
-
         wf = self.wf
         match event:
             case ev.WorkflowStarted():
@@ -198,8 +210,6 @@ class Transition:
         if not tasks:
             wf.root_done = True
             return
-        from edged.core import operators
-
         operators.schedule(self, tasks[0], Scope())
 
     # ------------------------------------------------------------ task helpers
@@ -214,8 +224,6 @@ class Transition:
         status: TaskStatus = TaskStatus.SCHEDULED,
         resolve_input: bool = True,
     ) -> Task:
-        from edged.expr import resolve
-
         wf = self.wf
         seq = wf.next_seq
         wf.next_seq += 1
@@ -231,7 +239,7 @@ class Transition:
             if kind == "SUB_WORKFLOW" and registered is None:
                 taskdef = None
             else:
-                taskdef = effective_taskdef(name, registered)
+                taskdef = self.decider.effective_taskdef(name, registered)
         params = wt.get("inputParameters") or {}
         if taskdef and isinstance(taskdef.get("inputTemplate"), dict) and taskdef["inputTemplate"]:
             params = {**taskdef["inputTemplate"], **(params if isinstance(params, dict) else {})}
@@ -370,8 +378,6 @@ class Transition:
     # ------------------------------------------------------------- the drain
 
     def drain(self) -> None:
-        from edged.core import operators
-
         wf = self.wf
         while self.queue:
             if wf.status.terminal:
@@ -416,8 +422,6 @@ class Transition:
         self.end_workflow(WorkflowStatus.COMPLETED, None)
 
     def workflow_output(self) -> dict[str, Any]:
-        from edged.expr import resolve
-
         params = self.wf.definition.get("outputParameters") or {}
         if isinstance(params, dict) and params:
             resolved = resolve(params, ExpressionContext(self.wf), env=self.decider.env)
@@ -548,3 +552,9 @@ __all__ = [
     "max_retries",
     "retry_delay_s",
 ]
+
+
+# Imported last: these modules import this one only for typing or inside functions,
+# and importing them here keeps per-call imports off the hot path.
+from edged.core import admin, inbound, operators  # noqa: E402
+from edged.expr import resolve  # noqa: E402
