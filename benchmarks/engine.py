@@ -27,7 +27,7 @@ Four measurements, printed as ONE JSON object:
 
     .venv/bin/python benchmarks/engine.py [--seconds 2] [--with-dbos]
 
-`--with-dbos` also runs /work/shared/peers/dbos/run.sh (it installs DBOS
+`--with-dbos` also runs ../shared/peers/dbos/run.sh (it installs DBOS
 into a throwaway venv the first time: a download, hence not the default)
 and reports edged's throughput over DBOS's best steps/s.
 """
@@ -60,7 +60,7 @@ from edged.runtime.engine import Engine, Op, new_workflow
 from edged.runtime.registry import DefinitionRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
-DBOS_SCRIPT = Path("/work/shared/peers/dbos/run.sh")
+DBOS_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "dbos" / "run.sh"
 TASKS_PER_WORKFLOW = 10
 
 
