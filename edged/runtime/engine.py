@@ -304,6 +304,10 @@ class Engine:
             if wf_obj is not None:
                 for listener in self.listeners:
                     listener(wf_obj, hist)
+        if self.dispatcher.polled_count():
+            # A polled task holds a concurrency slot until its result is durable.
+            self.dispatcher.ended(t.task_id for _, t in tasks.values() if t.status.terminal)
+            self.dispatcher.ended(removed)
         for wid, command in commands:
             self._carry_out(wid, command, outbox_ids.get(id(command)))
         for reply, value, error in replies:

@@ -33,7 +33,7 @@ import pytest
 import trio
 
 from edged.config import Config
-from edged.daemon import build_engine, install_definitions
+from edged.daemon import build_engine
 from edged.defs import KNOWN_TASK_TYPES, load_file
 from edged.journal import open_journal
 from edged.runtime import dispatch, engine, service, sinks, timers
@@ -123,7 +123,13 @@ class Conductor:
             defs = load_file(
                 HARNESS / name if "/" not in name else FIXTURES / name, task_types=HARNESS_TYPES
             )
-            install_definitions(self.engine.registry, defs)
+            # load_file validated against HARNESS_TYPES and normalized already;
+            # install_definitions would refuse the harness's stub types.
+            for doc in defs.workflows:
+                self.engine.registry.put_workflow(doc)
+            for td in defs.taskdefs:
+                self.engine.registry.put_taskdef(DefinitionRegistry.check_taskdef(td))
+            self.engine.registry.event_handlers.extend(defs.event_handlers)
         for td in overrides:
             self.engine.registry.put_taskdef(DefinitionRegistry.check_taskdef(td))
 
@@ -225,6 +231,23 @@ class Conductor:
             await self.engine.submit(Op(wf_id, event))
         await self.settle()
         return task
+
+    async def poll_name(self, task_name: str) -> Json | None:
+        """A worker polls `task_name` through the dispatcher's limits (None: nothing given)."""
+        from edged.core.events import TaskStarted
+        from edged.runtime.engine import Op
+
+        handed = self.engine.dispatcher.poll(task_name, 1)
+        if not handed:
+            return None
+        cmd = handed[0]
+        event = TaskStarted(at_ms=self.clock.now_ms(), task_id=cmd.task_id, worker_id="harness")
+        with trio.fail_after(STEP_S):
+            await self.engine.submit(Op(cmd.workflow_id, event))
+        for task in await self.tasks(cmd.workflow_id):
+            if task["taskId"] == cmd.task_id:
+                return task
+        raise AssertionError(f"polled task {cmd.task_id} is not in {cmd.workflow_id}")
 
     def polled(self, task_name: str) -> list[str]:
         """Task ids waiting for a Conductor poller of `task_name`."""
