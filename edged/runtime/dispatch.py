@@ -48,7 +48,6 @@ from edged.runtime.timers import now_ms
 log = logging.getLogger("edged.dispatch")
 
 Report = Callable[[str, TaskResultReceived], Awaitable[None]]
-_Job = tuple[DispatchTask, "Handler | None", "dict[str, Any] | None", trio.CancelScope]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +138,6 @@ class Dispatcher:
         self._limits: dict[str, _Limits] = collections.defaultdict(_Limits)
         self._scopes: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
-        # Idle workers wait on this unbuffered channel: `send_nowait` succeeds
-        # only when one is waiting, else a new worker is spawned (see `_start`).
-        self._jobs_in, self._jobs_out = trio.open_memory_channel[_Job](0)
-        self._idle_workers_max = 256
         self._is_async: dict[Handler, bool] = {}
         self._limited = trio.Event()  # set when a task starts waiting for a limit
         self._polled: dict[str, str] = {}  # task id -> task name, handed to a poller
@@ -215,11 +210,7 @@ class Dispatcher:
         scope = trio.CancelScope()
         self._scopes[cmd.task_id] = scope
         self.stats["dispatched"] += 1
-        job = (cmd, handler, mock, scope)
-        try:
-            self._jobs_in.send_nowait(job)  # an idle worker takes it
-        except trio.WouldBlock:
-            self._nursery.start_soon(self._worker, job)
+        self._nursery.start_soon(self._run_one, cmd, handler, mock, scope)
 
     def poll(self, task_name: str, count: int = 1) -> list[DispatchTask]:
         """Hand out up to `count` pending tasks of `task_name`, within its limits.
@@ -258,18 +249,6 @@ class Dispatcher:
             for cmd in list(queue):
                 if cmd.task_id == task_id:
                     queue.remove(cmd)
-
-    async def _worker(self, job: _Job) -> None:
-        """Run `job`, then stay to run more: a Trio task spawn per dispatched
-        task (coroutine, context, nursery bookkeeping) was ~10% of the engine's
-        CPU under load.  Each job still gets its own cancel scope.  Workers
-        beyond `_idle_workers_max` idle ones exit, so a burst does not leave
-        thousands of parked tasks behind."""
-        while True:
-            await self._run_one(*job)
-            if self._jobs_out.statistics().tasks_waiting_receive >= self._idle_workers_max:
-                return
-            job = await self._jobs_out.receive()
 
     async def _run_one(
         self,
