@@ -59,11 +59,13 @@ def schedule_dynamic_fork(tr: Transition, wt: dict[str, Any], scope: Scope) -> N
     join_wt = tr.index.next_in_list(str(wt.get("taskReferenceName", "")))
     branch_scope = ScopeType(scope.loop_id, scope.iteration, fork.task_id)
     for node, node_input in forked:
-        task_wt = {**node, "inputParameters": {}}
         kind = str(node.get("type") or "SIMPLE")
         if kind in ("SIMPLE", "HTTP") or kind not in OPERATOR_TYPES:
-            task = tr.new_task(task_wt, branch_scope, resolve_input=False)
-            task.input = node_input
+            # Conductor resolves the node's own inputParameters (${CPEWF_TASK_ID}
+            # is the new task's id) and then adds the dynamicTasksInput entry.
+            task = tr.new_task(node, branch_scope, resolve_input=True)
+            if node_input is not node.get("inputParameters"):
+                task.input = {**task.input, **node_input}
             tr.dispatch(task)
         else:
             before = len(tr.wf.tasks)

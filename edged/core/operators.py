@@ -157,6 +157,7 @@ def retry(tr: Transition, task: Task, *, delay: bool = True) -> Task:
         fork_id=task.fork_id,
     )
     again.start_delay_s = retry_delay_s(task.taskdef, task.retry_count) if delay else 0
+    _own_task_id_inputs(tr, again)
     wf.tasks.append(again)
     tr.changed(again)
     tr.history(
@@ -171,6 +172,26 @@ def retry(tr: Transition, task: Task, *, delay: bool = True) -> Task:
     )
     tr.dispatch(again)
     return again
+
+
+def _own_task_id_inputs(tr: Transition, again: Task) -> None:
+    """Inputs wired to `${CPEWF_TASK_ID}` name the new attempt, not the failed one.
+
+    DeciderService.retry re-resolves the input with the new task id; only the
+    parameters that mention CPEWF_TASK_ID can differ from the copied input.
+    """
+    params = again.wt.get("inputParameters")
+    if not isinstance(params, dict):
+        return
+    own = {k: v for k, v in params.items() if "CPEWF_TASK_ID" in repr(v)}
+    if own:
+        from edged.core.views import ExpressionContext
+        from edged.expr import resolve
+
+        ctx = ExpressionContext(tr.wf)
+        resolved = resolve(own, ctx, task_id=again.task_id, env=tr.decider.env)
+        if isinstance(resolved, dict):
+            again.input = {**again.input, **resolved}
 
 
 def _retry_operator(tr: Transition, task: Task) -> Task:

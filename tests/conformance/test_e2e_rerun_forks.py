@@ -1,0 +1,184 @@
+"""e2e SubWorkflowTimeoutRetryTests, WorkflowRerunTests (switch_rerun_issue*), DynamicForkTests.
+
+- A parent with a 5 s TIME_OUT_WF workflow timeout times out while its child
+  runs: the SUB_WORKFLOW task is CANCELED, the child TERMINATED; retrying the
+  child (retryLastFailedTask) reopens it with its CANCELED task followed by
+  a new SCHEDULED copy.
+- Rerunning from a SWITCH re-evaluates it against the new workflow input and
+  the newly chosen case reads outputs of tasks before the rerun point
+  (switch_rerun_issue, and inside a DO_WHILE for switch_rerun_issue_2).
+- Dynamic forks from an INLINE's output: optional branches, a JOIN with a
+  script expression, and `${CPEWF_TASK_ID}` resolved in a forked task's input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from harness import Conductor
+
+E2E = "e2e/"
+
+
+async def test_sub_workflow_timeout_then_retry_child(conductor: Conductor) -> None:
+    c = conductor
+    c.register(E2E + "sub_workflow_tests.json")
+    with trio.fail_after(20):
+        parent = await c.start(
+            "integration_test_wf_with_sub_wf",
+            {"param1": "p1 value", "subwf": "sub_workflow"},
+            correlationId="wf_with_subwf_test_1",
+        )
+        await c.complete(parent, "t1")
+        tasks = await c.tasks(parent)
+        assert [(t["taskType"], t["status"]) for t in tasks] == [
+            ("integration_task_1", "COMPLETED"),
+            ("SUB_WORKFLOW", "IN_PROGRESS"),
+        ]
+        child = tasks[1]["subWorkflowId"]
+        assert await c.status(child) == "RUNNING"
+
+        await c.advance(7)  # > the parent's 5 s timeoutSeconds
+        wf = await c.wait_status(parent, "TIMED_OUT")
+        assert [t["status"] for t in wf["tasks"]] == ["COMPLETED", "CANCELED"]
+        assert await c.status(child) == "TERMINATED"
+
+        await c.admin("retry", child, resume_subworkflow_tasks=False)
+        wf = await c.workflow(child)
+        assert wf["status"] == "RUNNING"
+        assert [(t["referenceTaskName"], t["status"]) for t in wf["tasks"]] == [
+            ("t1", "CANCELED"),
+            ("t1", "SCHEDULED"),
+        ]
+        assert wf["tasks"][1]["retriedTaskId"] == wf["tasks"][0]["taskId"]
+
+
+def _by_ref(tasks: list[dict[str, Any]], ref: str) -> list[dict[str, Any]]:
+    return [t for t in tasks if t["referenceTaskName"] == ref]
+
+
+async def test_rerun_from_switch_takes_the_new_case(conductor: Conductor) -> None:
+    c = conductor
+    c.register(E2E + "switch_rerun_issue.json")
+    with trio.fail_after(20):
+        wf_id = await c.start("switch_rerun_issue", {"case": "no"})
+        assert [s for _, _, s in await c.shape(wf_id)] == ["COMPLETED", "IN_PROGRESS"]
+        await c.advance(3)
+        wf = await c.wait_status(wf_id, "COMPLETED")
+        assert [t["referenceTaskName"] for t in wf["tasks"]] == [
+            "inline_ref_1",
+            "wait_ref",
+            "switch_ref",
+        ]
+        stamp = wf["tasks"][0]["outputData"]["result"]
+        switch = wf["tasks"][2]
+        assert switch["outputData"]["evaluationResult"] == ["no"]
+
+        await c.admin(
+            "rerun",
+            wf_id,
+            {"reRunFromTaskId": switch["taskId"], "workflowInput": {"case": "yes"}},
+        )
+        wf = await c.wait_status(wf_id, "COMPLETED")
+        assert [(t["referenceTaskName"], t["status"]) for t in wf["tasks"]] == [
+            ("inline_ref_1", "COMPLETED"),
+            ("wait_ref", "COMPLETED"),
+            ("switch_ref", "COMPLETED"),
+            ("inline_ref_2", "COMPLETED"),
+        ]
+        assert wf["tasks"][0]["outputData"]["result"] == stamp  # not re-executed
+        assert wf["tasks"][2]["outputData"]["evaluationResult"] == ["yes"]
+        assert wf["tasks"][3]["outputData"]["result"] == stamp
+
+
+async def test_rerun_from_nested_switch_in_do_while(conductor: Conductor) -> None:
+    c = conductor
+    c.register(E2E + "switch_rerun_issue_2.json")
+    with trio.fail_after(30):
+        wf_id = await c.start("switch_rerun_issue_2", {"case": "no"})
+        for _ in range(3):
+            await c.advance(2)
+        wf = await c.wait_status(wf_id, "COMPLETED")
+        assert wf["tasks"][0]["outputData"]["iteration"] == 3
+        switches = _by_ref(wf["tasks"], "switch_ref__3")
+        assert [t["outputData"]["evaluationResult"] for t in switches] == [["no"]]
+        assert not _by_ref(wf["tasks"], "inline_ref_3__3")
+
+        await c.admin(
+            "rerun",
+            wf_id,
+            {"reRunFromTaskId": switches[0]["taskId"], "workflowInput": {"case": "yes"}},
+        )
+        wf = await c.wait_status(wf_id, "COMPLETED")
+        stamp = _by_ref(wf["tasks"], "inline_ref_1__3")[0]["outputData"]["result"]
+        for ref in ("inline_ref_2__3", "inline_ref_3__3"):
+            (task,) = _by_ref(wf["tasks"], ref)
+            assert task["status"] == "COMPLETED"
+            assert task["outputData"]["result"] == stamp
+        assert _by_ref(wf["tasks"], "switch_ref_1__3")[0]["status"] == "COMPLETED"
+        assert not _by_ref(wf["tasks"], "inline_ref_2__1")  # earlier iterations untouched
+
+
+async def test_dynamic_fork_of_optional_tasks(conductor: Conductor) -> None:
+    c = conductor
+    c.register(E2E + "dyn_fork_test.json")
+    with trio.fail_after(20):
+        wf_id = await c.start("dyn_fork_test")
+        shape = await c.shape(wf_id)
+        assert shape == [
+            ("INLINE", "inline_ref", "COMPLETED"),
+            ("FORK", "dyn_fork_ref", "COMPLETED"),
+            ("simple_1", "simple_1", "SCHEDULED"),
+            ("simple_2", "simple_2", "SCHEDULED"),
+            ("simple_3", "simple_3", "SCHEDULED"),
+            ("JOIN", "join_1", "IN_PROGRESS"),
+        ]
+        # No task def: Conductor's default (retryCount 3) retries the failure first,
+        # as testTaskDynamicForkOptional shows (FAILED, then a SCHEDULED copy).
+        await c.fail(wf_id, "simple_2", "first attempt")
+        shape = await c.shape(wf_id)
+        assert shape[3] == ("simple_2", "simple_2", "FAILED")
+        assert shape[5:] == [
+            ("JOIN", "join_1", "IN_PROGRESS"),
+            ("simple_2", "simple_2", "SCHEDULED"),
+        ]
+        assert await c.status(wf_id) == "RUNNING"
+        for ref in ("simple_1", "simple_2", "simple_3"):
+            await c.complete(wf_id, ref)
+        wf = await c.wait_status(wf_id, "COMPLETED")
+        assert [t["status"] for t in wf["tasks"]] == ["COMPLETED"] * 3 + ["FAILED"] + [
+            "COMPLETED"
+        ] * 3
+
+
+async def test_dynamic_fork_task_sees_its_own_task_id(conductor: Conductor) -> None:
+    c = conductor
+    c.register(E2E + "cpewf_task_id_dyn_fork_wf.json")
+    c.register(overrides=[_e2e_taskdef("cpewf_task_id_dyn_fork_task_def.json")])
+    with trio.fail_after(20):
+        wf_id = await c.start("mailbot_workflow")
+        task = await c.pending_task(wf_id, "fail_on_purpose_ref")
+        assert task["inputData"]["task_id"] == task["taskId"]
+        await c.fail(wf_id, "fail_on_purpose_ref")
+        await c.advance(1)  # retryDelaySeconds 1
+        retried = await c.pending_task(wf_id, "fail_on_purpose_ref")
+        assert retried["taskId"] != task["taskId"]
+        assert retried["inputData"]["task_id"] == retried["taskId"]
+        assert retried["retryCount"] == 1
+        await c.fail(wf_id, "fail_on_purpose_ref")
+        await c.advance(1)
+        await c.fail(wf_id, "fail_on_purpose_ref")  # retryCount 2: the third failure ends it
+        wf = await c.wait_status(wf_id, "FAILED")
+        attempts = [t for t in wf["tasks"] if t["taskDefName"] == "fail_on_purpose"]
+        assert len(attempts) == 3
+        assert all(t["inputData"]["task_id"] == t["taskId"] for t in attempts)
+
+
+def _e2e_taskdef(name: str) -> dict[str, Any]:
+    import json
+
+    from harness import FIXTURES
+
+    doc: dict[str, Any] = json.loads((FIXTURES / "e2e" / name).read_text())
+    return doc
