@@ -33,6 +33,7 @@ import importlib
 import inspect
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,35 @@ def _copy_json(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float):
         return value
     return copy.deepcopy(value)
+
+
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _plainly_json(value: Any, depth: int = 0) -> bool:
+    """True if `json.dumps(value, allow_nan=False)` certainly succeeds.
+
+    Exact types only (str keys; str, int, bool, None, finite float values;
+    dicts and lists of those, at most 32 deep, so a cycle ends here too).
+    Anything else answers False and `json.dumps` decides.  ~5x cheaper than
+    serializing a small result just to throw the text away.
+    """
+    if depth > 32:
+        return False
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) in _JSON_SCALARS:
+                continue
+            if not _plainly_json(item, depth + 1):
+                return False
+        return True
+    if type(value) is list:
+        return all(type(v) in _JSON_SCALARS or _plainly_json(v, depth + 1) for v in value)
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) in _JSON_SCALARS
 
 
 class _Limits:
@@ -326,7 +356,8 @@ class Dispatcher:
         else:
             output = {"result": result}
         try:
-            json.dumps(output, allow_nan=False)
+            if not _plainly_json(output):
+                json.dumps(output, allow_nan=False)  # the authority; raises on non-JSON
         except (TypeError, ValueError) as exc:
             return self._event(
                 cmd, ctx, "FAILED", {}, f"handler output is not JSON: {exc}", started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import uuid
 from pathlib import Path
@@ -16,11 +17,12 @@ from edged.config import Config
 from edged.core.commands import DispatchTask
 from edged.core.decider import _NS, derive_id
 from edged.core.events import TaskResultReceived
+from edged.core.model import TaskStatus, WorkflowStatus
 from edged.daemon import build_engine
 from edged.handlers import HandlerRegistry
 from edged.journal import Batch, ExecutionRow, open_journal
 from edged.journal.codec import SharedValues, decode, encode
-from edged.runtime.dispatch import Dispatcher, _copy_json
+from edged.runtime.dispatch import Dispatcher, _copy_json, _plainly_json
 from edged.runtime.engine import Op, new_workflow
 from edged.runtime.registry import DefinitionRegistry
 from edged.runtime.timers import TimerService, now_ms
@@ -254,3 +256,56 @@ async def test_recovered_executions_share_one_definition_object(tmp_path: Path) 
                         assert recovered[0] == definition
                         assert recovered[0] is recovered[1] is recovered[2]
                     nursery.cancel_scope.cancel()
+
+
+any_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.binary(max_size=2)
+    | st.sets(st.integers(), max_size=2)
+    | st.tuples(st.integers()),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=4) | st.integers() | st.none(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(any_values)
+def test_the_json_shortcut_never_accepts_what_json_dumps_refuses(value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+        dumps_ok = True
+    except (TypeError, ValueError):
+        dumps_ok = False
+    if _plainly_json(value):
+        assert dumps_ok
+
+
+@given(json_values)
+def test_the_json_shortcut_takes_plain_json(value: Any) -> None:
+    assert _plainly_json({"result": value})
+
+
+def test_the_json_shortcut_stops_at_cycles_and_nan() -> None:
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    assert not _plainly_json(cyclic)
+    assert not _plainly_json({"x": float("nan")})
+    assert not _plainly_json({1: "int key"})  # json.dumps takes it; the slow path decides
+
+
+def test_status_flags_match_their_definitions() -> None:
+    for wf_status in WorkflowStatus:
+        assert wf_status.terminal == (wf_status.value not in ("RUNNING", "PAUSED"))
+        assert wf_status.successful == (wf_status.value in ("COMPLETED", "PAUSED"))
+    for status in TaskStatus:
+        assert status.terminal == (status.value not in ("IN_PROGRESS", "SCHEDULED"))
+        assert status.successful == (
+            status.value in ("COMPLETED", "COMPLETED_WITH_ERRORS", "SKIPPED")
+        )
+        assert TaskStatus(status.value).terminal == status.terminal
