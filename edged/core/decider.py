@@ -149,6 +149,9 @@ class Transition:
         self.queue: deque[str] = deque()
         self.steps = 0
         self.index: DefinitionIndex = index_of(wf.definition)
+        # Forks being scheduled and the JOINs they still owe (forks.schedule_fork).
+        self.fork_depth = 0
+        self.owed_joins: list[tuple[dict[str, Any] | None, Scope]] = []
 
     # ------------------------------------------------------------------ events
 

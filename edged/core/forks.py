@@ -30,14 +30,26 @@ def schedule_fork(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
     join_wt = tr.index.next_in_list(str(wt.get("taskReferenceName", "")))
     branches = [b for b in (wt.get("forkTasks") or []) if isinstance(b, list) and b]
     tr.set_status(fork, TaskStatus.COMPLETED, None)
-    # Conductor's order: the fork, every branch's first task, then the JOIN
-    for branch in branches:
-        first = first_task(branch)
-        if first is not None:
-            schedule(tr, first, scope)
-    join = _make_join(tr, join_wt, scope, None)
-    if join is not None:
-        check_join(tr, join)
+    # Conductor's order: the fork, every branch's first task, then the JOIN.
+    # A fork nested in a branch owes its JOIN until the outermost fork has
+    # scheduled all its branches (Conductor's decider schedules every JOIN as
+    # the "next task" of its completed fork, after the fork mapper's output).
+    tr.fork_depth += 1
+    try:
+        for branch in branches:
+            first = first_task(branch)
+            if first is not None:
+                schedule(tr, first, scope)
+    finally:
+        tr.fork_depth -= 1
+    tr.owed_joins.append((join_wt, scope))
+    if tr.fork_depth:
+        return
+    owed, tr.owed_joins = tr.owed_joins, []
+    joins = [_make_join(tr, owed_wt, owed_scope, None) for owed_wt, owed_scope in owed]
+    for join in joins:
+        if join is not None:
+            check_join(tr, join)
 
 
 def schedule_dynamic_fork(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:

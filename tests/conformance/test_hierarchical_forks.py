@@ -257,9 +257,9 @@ def _nested(sub: str, inner_join: str, outer_join: str) -> list[tuple[str, str, 
     return [
         ("FORK", "outer_fork", "COMPLETED"),
         ("FORK", "inner_fork", "COMPLETED"),
-        ("integration_task_2", "t3", "COMPLETED"),
         ("SUB_WORKFLOW", "st1", sub),
         ("integration_task_2", "t2", "COMPLETED"),
+        ("integration_task_2", "t3", "COMPLETED"),
         ("JOIN", "inner_join", inner_join),
         ("JOIN", "outer_join", outer_join),
     ]
@@ -276,25 +276,23 @@ async def failed_nested(conductor: Conductor) -> tuple[Conductor, str, str]:
             NESTED,
             {"param1": "p1 value", "param2": "p2 value", "subwf": LEAF},
         )
-        shape = await c.shape(parent)
-        assert sorted(shape) == sorted(
-            [
-                ("FORK", "outer_fork", "COMPLETED"),
-                ("FORK", "inner_fork", "COMPLETED"),
-                ("integration_task_2", "t3", "SCHEDULED"),
-                ("SUB_WORKFLOW", "st1", "IN_PROGRESS"),
-                ("integration_task_2", "t2", "SCHEDULED"),
-                ("JOIN", "inner_join", "IN_PROGRESS"),
-                ("JOIN", "outer_join", "IN_PROGRESS"),
-            ]
-        )
+        # Conductor's order: every branch task, then the inner and the outer JOIN
+        assert await c.shape(parent) == [
+            ("FORK", "outer_fork", "COMPLETED"),
+            ("FORK", "inner_fork", "COMPLETED"),
+            ("SUB_WORKFLOW", "st1", "IN_PROGRESS"),
+            ("integration_task_2", "t2", "SCHEDULED"),
+            ("integration_task_2", "t3", "SCHEDULED"),
+            ("JOIN", "inner_join", "IN_PROGRESS"),
+            ("JOIN", "outer_join", "IN_PROGRESS"),
+        ]
         await c.complete(parent, "t2")
         await c.complete(parent, "t3")
         child = await _sub_id(c, parent)
         await c.complete(child, "t1")
         await c.fail(child, "t2", "failed")
         await c.wait_status(parent, "FAILED")
-        assert sorted(await c.shape(parent)) == sorted(_nested("FAILED", "CANCELED", "CANCELED"))
+        assert await c.shape(parent) == _nested("FAILED", "CANCELED", "CANCELED")
     return c, parent, child
 
 
@@ -303,13 +301,10 @@ async def test_nested_retry_parent(failed_nested: tuple[Conductor, str, str]) ->
     with trio.fail_after(20):
         await c.admin("retry", parent, resume_subworkflow_tasks=False)
         await c.wait_status(parent, "RUNNING")
-        shape = await c.shape(parent)
-        assert sorted(shape) == sorted(
-            [
-                *_nested("FAILED", "IN_PROGRESS", "IN_PROGRESS"),
-                ("SUB_WORKFLOW", "st1", "IN_PROGRESS"),
-            ]
-        )
+        assert await c.shape(parent) == [
+            *_nested("FAILED", "IN_PROGRESS", "IN_PROGRESS"),
+            ("SUB_WORKFLOW", "st1", "IN_PROGRESS"),
+        ]
         new_child = await _sub_id(c, parent)
         assert new_child != child
         await _finish_leaf(c, new_child)
@@ -321,9 +316,7 @@ async def test_nested_retry_child(failed_nested: tuple[Conductor, str, str]) -> 
     with trio.fail_after(20):
         await c.admin("retry", child, resume_subworkflow_tasks=False)
         await c.wait_status(parent, "RUNNING")
-        assert sorted(await c.shape(parent)) == sorted(
-            _nested("IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS")
-        )
+        assert await c.shape(parent) == _nested("IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS")
         await _finish_leaf(c, child)
         await _all_complete(c, parent)
 
@@ -338,8 +331,29 @@ async def test_nested_restart_and_rerun_child(failed_nested: tuple[Conductor, st
         await c.wait_status(parent, "FAILED")
         await c.admin("restart", child, use_latest_definitions=False)
         await c.wait_status(parent, "RUNNING")
-        assert sorted(await c.shape(parent)) == sorted(
-            _nested("IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS")
-        )
+        assert await c.shape(parent) == _nested("IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS")
         await _finish_leaf(c, child)
         await _all_complete(c, parent)
+
+
+async def test_nested_restart_parent(failed_nested: tuple[Conductor, str, str]) -> None:
+    c, parent, child = failed_nested
+    with trio.fail_after(20):
+        await c.admin("restart", parent, use_latest_definitions=False)
+        wf = await c.wait_status(parent, "RUNNING")
+        assert [s for _, _, s in await c.shape(parent)] == [
+            "COMPLETED",
+            "COMPLETED",
+            "IN_PROGRESS",
+            "SCHEDULED",
+            "SCHEDULED",
+            "IN_PROGRESS",
+            "IN_PROGRESS",
+        ]
+        new_child = wf["tasks"][2]["subWorkflowId"]
+        assert new_child != child
+        await c.complete(parent, "t2")
+        await c.complete(parent, "t3")
+        await _finish_leaf(c, new_child)
+        wf = await c.wait_status(parent, "COMPLETED")
+        assert [t["status"] for t in wf["tasks"]] == ["COMPLETED"] * 7
