@@ -148,6 +148,7 @@ def check_join(tr: Transition, join: Task) -> None:
     output: dict[str, Any] = {}
     failures: list[Task] = []
     with_errors = False
+    optional_errors: list[str] = []
     for ref in refs:
         member = _in_scope(tr, str(ref), join)
         if member is None or not member.status.terminal:
@@ -156,6 +157,8 @@ def check_join(tr: Transition, join: Task) -> None:
             output[str(ref)] = member.output
         if member.status is TaskStatus.COMPLETED_WITH_ERRORS:
             with_errors = True
+            if member.wt.get("optional"):
+                optional_errors.append(f"{member.def_name}/{member.task_id}")
         elif not member.status.successful:
             if member.wt.get("optional"):
                 with_errors = True
@@ -166,8 +169,10 @@ def check_join(tr: Transition, join: Task) -> None:
         reasons = "; ".join(f"{t.ref}: {t.reason or t.status.value}" for t in failures)
         tr.finish(join, TaskStatus.FAILED, f"Join failed: {reasons}")
     else:
+        # Join.execute names the optional members that failed, in its own words
+        reason = " ".join([*optional_errors, "completed with errors"]) if optional_errors else None
         tr.finish(
-            join, TaskStatus.COMPLETED_WITH_ERRORS if with_errors else TaskStatus.COMPLETED, None
+            join, TaskStatus.COMPLETED_WITH_ERRORS if with_errors else TaskStatus.COMPLETED, reason
         )
 
 
