@@ -117,8 +117,11 @@ def _dynamic_branches(
     out = []
     for i, node in enumerate(tasks):
         if not isinstance(node, dict) or not isinstance(node.get("taskReferenceName"), str):
+            # Conductor's wording (a TerminateWorkflowException there), so that
+            # callers matching on it see the same text
             raise ValueError(
-                f"dynamic fork task {i} is not a WorkflowTask with a taskReferenceName"
+                f"Input '{tasks_param}' is invalid: task {i} is not a WorkflowTask "
+                "with a taskReferenceName"
             )
         ref = node["taskReferenceName"]
         node_input = (inputs_map or {}).get(ref)

@@ -182,3 +182,141 @@ def _e2e_taskdef(name: str) -> dict[str, Any]:
 
     doc: dict[str, Any] = json.loads((FIXTURES / "e2e" / name).read_text())
     return doc
+
+
+# ------------------------------------ DynamicForkTests' own workflow (Java-built)
+
+
+def _fan_in_out(c: Conductor) -> None:
+    """DynamicForkTests.registerWorkflowDef: dt1 hands the fork its tasks and inputs."""
+    c.register(
+        overrides=[
+            {"name": n, "ownerEmail": "test@orkes.io"}
+            for n in ("dt1", "dt2", "integration_task_2", "integration_task_3")
+        ]
+    )
+    from edged.runtime.registry import DefinitionRegistry
+
+    wf = {
+        "name": "DynamicFanInOutTest",
+        "version": 1,
+        "ownerEmail": "test@orkes.io",
+        "timeoutSeconds": 600,
+        "timeoutPolicy": "TIME_OUT_WF",
+        "inputParameters": ["value", "inlineValue"],
+        "tasks": [
+            {"name": "dt1", "taskReferenceName": "dt1", "type": "SIMPLE"},
+            {
+                "name": "dynamicFork",
+                "taskReferenceName": "dynamicFork",
+                "type": "FORK_JOIN_DYNAMIC",
+                "inputParameters": {
+                    "dynamicTasks": "${dt1.output.dynamicTasks}",
+                    "dynamicTasksInput": "${dt1.output.dynamicTasksInput}",
+                },
+                "dynamicForkTasksParam": "dynamicTasks",
+                "dynamicForkTasksInputParamName": "dynamicTasksInput",
+            },
+            {"name": "join_dynamic", "taskReferenceName": "join_dynamic", "type": "JOIN"},
+        ],
+    }
+    c.engine.registry.put_workflow(DefinitionRegistry.check_workflow(wf))
+
+
+async def test_dynamic_fork_optional_branch_retried(conductor: Conductor) -> None:
+    """testTaskDynamicForkOptional: the optional branch's failure is retried first."""
+    c = conductor
+    _fan_in_out(c)
+    with trio.fail_after(20):
+        wf_id = await c.start("DynamicFanInOutTest")
+        await c.complete(
+            wf_id,
+            "dt1",
+            {
+                "dynamicTasks": [
+                    {"name": "integration_task_2", "taskReferenceName": "xdt1"},
+                    {"name": "integration_task_3", "taskReferenceName": "xdt2", "optional": True},
+                ],
+                "dynamicTasksInput": {"xdt1": {"k1": "v1"}, "xdt2": {"k2": "v2"}},
+            },
+        )
+        wf = await c.workflow(wf_id)
+        assert [t["status"] for t in wf["tasks"]] == [
+            "COMPLETED",
+            "COMPLETED",
+            "SCHEDULED",
+            "SCHEDULED",
+            "IN_PROGRESS",
+        ]
+        assert wf["tasks"][2]["inputData"] == {"k1": "v1"}
+        await c.fail(wf_id, "xdt2")
+        wf = await c.workflow(wf_id)
+        assert wf["status"] == "RUNNING"
+        assert [t["status"] for t in wf["tasks"]] == [
+            "COMPLETED",
+            "COMPLETED",
+            "SCHEDULED",
+            "FAILED",
+            "IN_PROGRESS",
+            "SCHEDULED",
+        ]
+        await c.complete(wf_id, "xdt1")
+        await c.complete(wf_id, "xdt2")
+        wf = await c.wait_status(wf_id, "COMPLETED")
+        assert [t["status"] for t in wf["tasks"]][2:5] == ["COMPLETED", "FAILED", "COMPLETED"]
+
+
+async def test_dynamic_fork_of_a_sub_workflow_without_a_task_name(conductor: Conductor) -> None:
+    """testTaskDynamicForkEmptyTaskName: the SUB_WORKFLOW runs, named by its subWorkflowParam."""
+    c = conductor
+    _fan_in_out(c)
+    c.register("simple_one_task_sub_workflow_integration_test.json")
+    sub_name = "sub_workflow"  # the name of simple_one_task_sub_workflow's definition
+    with trio.fail_after(20):
+        wf_id = await c.start("DynamicFanInOutTest")
+        await c.complete(
+            wf_id,
+            "dt1",
+            {
+                "dynamicTasks": [
+                    {
+                        "taskReferenceName": "test_task",
+                        "type": "SUB_WORKFLOW",
+                        "subWorkflowParam": {"name": sub_name},
+                    }
+                ],
+                "dynamicTasksInput": {},
+            },
+        )
+        wf = await c.workflow(wf_id)
+        assert wf["status"] == "RUNNING"
+        assert [t["status"] for t in wf["tasks"]] == [
+            "COMPLETED",
+            "COMPLETED",
+            "IN_PROGRESS",
+            "IN_PROGRESS",
+        ]
+        assert wf["tasks"][2]["subWorkflowId"]
+
+
+async def test_dynamic_fork_task_without_a_reference_name(conductor: Conductor) -> None:
+    """testTaskDynamicForkNullTaskReferenceName: the workflow fails, naming the bad input."""
+    c = conductor
+    _fan_in_out(c)
+    with trio.fail_after(20):
+        wf_id = await c.start("DynamicFanInOutTest")
+        await c.complete(
+            wf_id,
+            "dt1",
+            {
+                "dynamicTasks": [{"type": "SUB_WORKFLOW", "subWorkflowParam": {"name": "http"}}],
+                "dynamicTasksInput": {},
+            },
+        )
+        wf = await c.wait_status(wf_id, "FAILED")
+        # Conductor terminates before recording the fork (1 task); edged keeps it, FAILED
+        assert [(t["taskType"], t["status"]) for t in wf["tasks"]] == [
+            ("dt1", "COMPLETED"),
+            ("FORK", "FAILED"),
+        ]
+        assert "Input 'dynamicTasks' is invalid" in wf["reasonForIncompletion"]
