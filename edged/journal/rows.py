@@ -139,6 +139,12 @@ class JournalSettings:
     max_size_bytes: int | None = None
     # Page cache per connection.  Small on purpose: the OS page cache does the rest.
     cache_size_kib: int = 2_048
+    # The writer's page cache (it replaces cache_size_kib there).  Every commit walks
+    # the tables and ~10 indexes at random keys; with 2 MB it kept re-reading pages
+    # through the OS (read syscalls, WAL index lookups): 8 MB cut the journal's CPU
+    # per task completion by ~12% (108 -> 95 us, journal-only benchmark, 34 MB file).
+    # Filled only under load; readers keep the small cache.
+    writer_cache_size_kib: int = 8_192
     busy_timeout_ms: int = 5_000
     # Checkpoint the WAL into the database every this many pages (~4 MB).
     wal_autocheckpoint_pages: int = 1_000

@@ -199,6 +199,7 @@ def open_writer_connection(path: Path, settings: JournalSettings) -> sqlite3.Con
     _check_header(path)
     try:
         conn = connect(path, settings)
+        conn.execute(f"PRAGMA cache_size = -{int(settings.writer_cache_size_kib)}")
     except sqlite3.Error as exc:
         raise JournalError(f"journal {path}: cannot open: {exc}") from exc
     try:
