@@ -320,3 +320,110 @@ async def test_dynamic_fork_task_without_a_reference_name(conductor: Conductor) 
             ("FORK", "FAILED"),
         ]
         assert "Input 'dynamicTasks' is invalid" in wf["reasonForIncompletion"]
+
+
+# ------------------------------ WorkflowRerunTests' own workflows (RegistrationUtil)
+
+
+def _put(c: Conductor, *workflows: dict[str, Any]) -> None:
+    from edged.runtime.registry import DefinitionRegistry
+
+    for wf in workflows:
+        c.engine.registry.put_workflow(DefinitionRegistry.check_workflow(wf))
+
+
+def _def(name: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": 1,
+        "ownerEmail": "test@conductor.io",
+        "inputParameters": ["value", "inlineValue"],
+        "timeoutSeconds": 600,
+        "timeoutPolicy": "TIME_OUT_WF",
+        "tasks": tasks,
+    }
+
+
+async def test_rerun_from_a_failed_simple_task(conductor: Conductor) -> None:
+    """testRerunSimpleWorkflow / testFailTaskAndRerun: INLINE then a SIMPLE that fails."""
+    c = conductor
+    taskdef = {"name": "re-run-task1", "retryCount": 0, "ownerEmail": "test@conductor.io"}
+    _put(
+        c,
+        _def(
+            "re-run-workflow",
+            [
+                {
+                    "name": "re-run-task1",
+                    "taskReferenceName": "inline_re-run-task1",
+                    "type": "INLINE",
+                    "taskDefinition": taskdef,
+                    "inputParameters": {"evaluatorType": "graaljs", "expression": "true;"},
+                },
+                {
+                    "name": "re-run-task2",
+                    "taskReferenceName": "re-run-task2",
+                    "type": "SIMPLE",
+                    "taskDefinition": taskdef,
+                    "inputParameters": {"value": "${workflow.input.value}", "order": "123"},
+                },
+            ],
+        ),
+    )
+    with trio.fail_after(20):
+        wf_id = await c.start("re-run-workflow")
+        failed = await c.fail(wf_id, "re-run-task2")
+        assert await c.status(wf_id) == "FAILED"
+        await c.admin(
+            "rerun", wf_id, {"reRunFromWorkflowId": wf_id, "reRunFromTaskId": failed["taskId"]}
+        )
+        wf = await c.workflow(wf_id)
+        assert wf["status"] == "RUNNING"
+        assert wf["tasks"][1]["status"] == "SCHEDULED"
+        await c.complete(wf_id, "re-run-task2")
+        assert await c.status(wf_id) == "COMPLETED"
+
+
+async def test_rerun_a_failed_child_reopens_its_parent(conductor: Conductor) -> None:
+    """testRerunWithSubWorkflow / testRerunSubWorkflowAfterArchival."""
+    c = conductor
+    task = {
+        "name": "re-run-with-sub-task",
+        "taskReferenceName": "re-run-with-sub-task",
+        "type": "SIMPLE",
+        "taskDefinition": {"name": "re-run-with-sub-task", "retryCount": 0},
+        "inputParameters": {"evaluatorType": "graaljs", "expression": "true;"},
+    }
+    sub = {
+        "name": "workflow-re-run-sub-workflow",
+        "taskReferenceName": "workflow-re-run-sub-workflow",
+        "type": "SUB_WORKFLOW",
+        "taskDefinition": {"name": "workflow-re-run-sub-workflow", "retryCount": 0},
+        "subWorkflowParam": {"name": "workflow-re-run-sub-workflow", "version": 1, "priority": 12},
+        "inputParameters": {"subWorkflowName": "workflow-re-run-sub-workflow"},
+    }
+    _put(
+        c,
+        _def("workflow-re-run-sub-workflow", [task]),
+        _def("workflow-re-run-with-sub-workflow", [sub]),
+    )
+    with trio.fail_after(20):
+        parent = await c.start("workflow-re-run-with-sub-workflow")
+        parent_tasks = len(await c.tasks(parent))
+        child = (await c.tasks(parent))[0]["subWorkflowId"]
+        failed = await c.fail(child, "re-run-with-sub-task")
+        assert await c.status(child) == "FAILED"
+        await c.wait_status(parent, "FAILED")
+        await c.admin(
+            "rerun", child, {"reRunFromWorkflowId": child, "reRunFromTaskId": failed["taskId"]}
+        )
+        assert await c.shape(child) == [
+            ("re-run-with-sub-task", "re-run-with-sub-task", "SCHEDULED")
+        ]
+        wf = await c.wait_status(parent, "RUNNING")
+        assert len(wf["tasks"]) >= parent_tasks  # the parent's tasks are not wiped
+        assert wf["tasks"][0]["taskType"] == "SUB_WORKFLOW"
+        assert wf["tasks"][0]["subWorkflowId"] == child
+        await c.complete(child, "re-run-with-sub-task")
+        assert await c.status(child) == "COMPLETED"
+        await c.wait_status(parent, "COMPLETED")
