@@ -256,7 +256,7 @@ class _Walk:
             cases = c.mapping(task, "decisionCases", path)
             if cases is not None and not cases:
                 c.fault(child(path, "decisionCases"), f"{kind} needs at least one case")
-            elif "decisionCases" not in task:
+            elif task.get("decisionCases") is None:  # absent or null: normalize makes it {}
                 c.fault(child(path, "decisionCases"), f"{kind} needs decisionCases")
             c.array(task, "defaultCase", path)
         elif kind == "FORK_JOIN":
@@ -269,7 +269,7 @@ class _Walk:
             self.dynamic_fork(task, params, path)
         elif kind == "DO_WHILE":
             body = c.array(task, "loopOver", path)
-            if not body and (body is not None or "loopOver" not in task):
+            if not body:  # absent, null or empty: a loop needs a body
                 c.fault(child(path, "loopOver"), "DO_WHILE needs tasks in loopOver")
             # Conductor's newer list iteration (`items`) needs no loopCondition.
             if (
