@@ -199,7 +199,6 @@ def open_writer_connection(path: Path, settings: JournalSettings) -> sqlite3.Con
     _check_header(path)
     try:
         conn = connect(path, settings)
-        conn.execute(f"PRAGMA cache_size = -{int(settings.writer_cache_size_kib)}")
     except sqlite3.Error as exc:
         raise JournalError(f"journal {path}: cannot open: {exc}") from exc
     try:
@@ -225,6 +224,8 @@ def open_writer_connection(path: Path, settings: JournalSettings) -> sqlite3.Con
         if found < SCHEMA_VERSION:
             _migrate(conn, found)
         apply_size_limit(conn, settings.max_size_bytes)
+        # Only now: quick_check reads the whole file and would fill the bigger cache at start.
+        conn.execute(f"PRAGMA cache_size = -{int(settings.writer_cache_size_kib)}")
     except sqlite3.Error as exc:
         conn.close()
         raise JournalError(f"journal {path}: cannot open: {exc}") from exc

@@ -22,6 +22,8 @@ from edged.daemon import build_engine
 from edged.handlers import HandlerRegistry
 from edged.journal import Batch, ExecutionRow, open_journal
 from edged.journal.codec import SharedValues, decode, encode
+from edged.journal.rows import JournalSettings
+from edged.journal.schema import connect, open_writer_connection
 from edged.runtime.dispatch import Dispatcher, _copy_json, _plainly_json
 from edged.runtime.engine import Op, new_workflow
 from edged.runtime.registry import DefinitionRegistry
@@ -313,3 +315,15 @@ def test_status_flags_match_their_definitions() -> None:
             status.value in ("COMPLETED", "COMPLETED_WITH_ERRORS", "SKIPPED")
         )
         assert TaskStatus(status.value).terminal == status.terminal
+
+
+def test_the_writer_gets_the_bigger_page_cache(tmp_path: Path) -> None:
+    settings = JournalSettings(cache_size_kib=2_048, writer_cache_size_kib=8_192)
+    writer = open_writer_connection(tmp_path / "j.db", settings)
+    reader = connect(tmp_path / "j.db", settings, read_only=True)
+    try:
+        assert writer.execute("PRAGMA cache_size").fetchone()[0] == -8_192
+        assert reader.execute("PRAGMA cache_size").fetchone()[0] == -2_048
+    finally:
+        writer.close()
+        reader.close()
