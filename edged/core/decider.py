@@ -355,21 +355,7 @@ class Transition:
             self.arm_timer(task, "delay", task.scheduled_ms + task.start_delay_s * 1000)
             return
         self.arm_timeouts(task)
-        wf = self.wf
-        self.emit(
-            DispatchTask(
-                workflow_id=wf.workflow_id,
-                task_id=task.task_id,
-                task_type=task.task_type,
-                def_name=task.def_name,
-                ref=task.ref,
-                input=task.input,
-                attempt=task.retry_count,
-                generation=task.generation,
-                taskdef=task.taskdef,
-                domain=wf.task_to_domain.get(task.def_name) or wf.task_to_domain.get("*"),
-            )
-        )
+        self.emit(dispatch_command(self.wf, task))
 
     def _append_logs(self, task: Task, lines: tuple[str, ...]) -> None:
         for line in lines:
@@ -538,6 +524,22 @@ class Transition:
                 priority=wf.priority,
             )
         )
+
+
+def dispatch_command(wf: Workflow, task: Task) -> DispatchTask:
+    """The work order for `task`: its id and attempt are the work's idempotency key."""
+    return DispatchTask(
+        workflow_id=wf.workflow_id,
+        task_id=task.task_id,
+        task_type=task.task_type,
+        def_name=task.def_name,
+        ref=task.ref,
+        input=task.input,
+        attempt=task.retry_count,
+        generation=task.generation,
+        taskdef=task.taskdef,
+        domain=wf.task_to_domain.get(task.def_name) or wf.task_to_domain.get("*"),
+    )
 
 
 def _nonneg(value: Any) -> int:

@@ -55,7 +55,7 @@ from edged.core.commands import (
     StartWorkflow,
     TerminateWorkflow,
 )
-from edged.core.decider import Decider, Decision
+from edged.core.decider import Decider, Decision, dispatch_command
 from edged.core.model import OPERATOR_TYPES, Task, Workflow
 from edged.errors import BadInput, Conflict, EdgedError, JournalError, NotFound
 from edged.journal import Batch, ExecutionRow, HistoryEvent, Journal, OutboxRow, TaskRow, TimerRow
@@ -583,20 +583,7 @@ def recovery_dispatches(wf: Workflow) -> list[DispatchTask]:
             continue
         if any(key.startswith("delay:") for key in task.timers):
             continue  # waits for its start delay / callback; the timer dispatches it
-        out.append(
-            DispatchTask(
-                workflow_id=wf.workflow_id,
-                task_id=task.task_id,
-                task_type=task.task_type,
-                def_name=task.def_name,
-                ref=task.ref,
-                input=task.input,
-                attempt=task.retry_count,
-                generation=task.generation,
-                taskdef=task.taskdef,
-                domain=wf.task_to_domain.get(task.def_name) or wf.task_to_domain.get("*"),
-            )
-        )
+        out.append(dispatch_command(wf, task))
     return out
 
 
