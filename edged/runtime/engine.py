@@ -154,6 +154,7 @@ class Engine:
         self._end_waiters: dict[str, list[trio.Event]] = {}
         self.accepting = True
         self._processing = False
+        self._nursery: trio.Nursery | None = None
         self.journal_error: str | None = None
         self._definitions: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
 
@@ -186,6 +187,7 @@ class Engine:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             await nursery.start(self.dispatcher.run)
             await nursery.start(self.timers.run)
             await self.recover()
@@ -339,9 +341,19 @@ class Engine:
                 self.live[found.workflow_id] = found
                 self.recent.pop(found.workflow_id, None)
         decision = self.decider.decide(found, op.event)
+        if not found.status.terminal and found.workflow_id not in self.live:
+            self.live[found.workflow_id] = found  # reopened (a child was retried)
+            self.recent.pop(found.workflow_id, None)
         if decision.empty and not decision.history:
             return None, found
         return decision, found
+
+    async def _load_then_post(self, op: Op) -> None:
+        if self._lookup(op.workflow_id) is None:
+            loaded = await self._load(op.workflow_id)
+            if loaded is not None and self._lookup(op.workflow_id) is None:
+                (self.recent if loaded.status.terminal else self.live)[loaded.workflow_id] = loaded
+        self.post(op)
 
     async def _commit_failed(
         self,
@@ -398,20 +410,23 @@ class Engine:
             case StartWorkflow():
                 self._start_requested(command, outbox_id)
             case NotifyParent():
-                self.post(
-                    Op(
-                        command.parent_id,
-                        ev.ChildWorkflowEnded(
-                            at_ms=now_ms(),
-                            task_id=command.parent_task_id,
-                            child_id=command.child_id,
-                            status=command.status,
-                            output=command.output,
-                            reason=command.reason,
-                        ),
-                        ack=outbox_id,
-                    )
+                op = Op(
+                    command.parent_id,
+                    ev.ChildWorkflowEnded(
+                        at_ms=now_ms(),
+                        task_id=command.parent_task_id,
+                        child_id=command.child_id,
+                        status=command.status,
+                        output=command.output,
+                        reason=command.reason,
+                    ),
+                    ack=outbox_id,
                 )
+                if self._lookup(command.parent_id) is None and self._nursery is not None:
+                    # a long-finished parent (a child retried much later) left the cache
+                    self._nursery.start_soon(self._load_then_post, op)
+                else:
+                    self.post(op)
             case TerminateWorkflow():
                 self.post(
                     Op(

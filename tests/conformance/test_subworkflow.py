@@ -217,3 +217,20 @@ async def test_start_workflow_task_starts_an_independent_workflow(conductor: Con
         assert other["parentWorkflowId"] is None
         assert other["correlationId"] == "started"
         assert other["input"] == {"param1": "p1", "param2": "p2"}
+
+
+async def test_retry_of_the_leaf_reaches_parents_that_left_the_cache(
+    failed_hierarchy: tuple[Conductor, str, str, str],
+) -> None:
+    """A child retried long after its parents finished: they are read back from the journal."""
+    c, root, mid, leaf = failed_hierarchy
+    with trio.fail_after(20):
+        for wid in (root, mid):
+            c.engine.recent.pop(wid, None)  # as if evicted by newer executions
+            assert wid not in c.engine.live
+        await c.admin("retry", leaf, resume_subworkflow_tasks=False)
+        for wid in (mid, root):
+            assert await c.status(wid) == "RUNNING"
+        await c.complete(leaf, "t2")
+        for wid in (leaf, mid, root):
+            assert await c.status(wid) == "COMPLETED"
