@@ -18,7 +18,8 @@ from edged.core.model import WorkflowStatus
 from edged.core.views import task_json, workflow_json
 from edged.errors import BadInput, Conflict, EdgedError, NotFound
 from edged.journal import Batch
-from edged.runtime.engine import Engine, Op, _from_rows, new_workflow
+from edged.runtime.engine import Engine, Op
+from edged.runtime.rows import _from_rows, new_workflow
 from edged.runtime.timers import now_ms
 
 JsonDict = dict[str, Any]
