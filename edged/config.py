@@ -16,8 +16,18 @@ Example (every key optional)::
       paths: [/opt/edged/handlers]    # added to sys.path
       modules: [myhandlers]           # imported; their @task handlers register
       max_threads: 8
-    bindings:
+    bindings:                         # task name -> {KIND: SPEC}, one kind each
       checknumber: {python: "myhandlers:check"}
+      resize:
+        command:                      # a subprocess: JSON in on stdin, JSON out on stdout
+          argv: [workers/resize.sh, --fast]   # no shell; argv[0] must be allowed below
+          timeout_s: 30               # else the TaskDef's timeoutSeconds/responseTimeoutSeconds
+          terminal_exit_codes: [2]    # FAILED_WITH_TERMINAL_ERROR; other non-zero: FAILED
+          max_output_bytes: 1048576   # stdout beyond this fails the task, kills the process
+          env: {MODE: fast}
+    executors:
+      command:
+        allow: [/opt/edged/workers, /usr/bin/node]  # programs (files or directories) that may run
     journal:
       retention_max_age_s: 604800
       retention_max_count: 10000
@@ -51,6 +61,7 @@ _KEYS = {
     "defs": list,
     "python": dict,
     "bindings": dict,
+    "executors": dict,
     "journal": dict,
     "expressions": dict,
     "log_format": str,
@@ -77,7 +88,10 @@ class Config:
     python_paths: list[str] = field(default_factory=list)
     python_modules: list[str] = field(default_factory=list)
     max_threads: int = 8
-    bindings: dict[str, str] = field(default_factory=dict)  # task name -> "module:function"
+    # task name -> {kind: spec}; built and checked by edged.runtime.bindings
+    bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executors: dict[str, Any] = field(default_factory=dict)  # kind -> settings
+    base_dir: Path = field(default_factory=Path.cwd)  # relative paths in bindings resolve here
     retention_max_age_s: int = 7 * 24 * 3600
     retention_max_count: int = 10_000
     max_history_per_execution: int = 10_000
@@ -193,14 +207,15 @@ def load_config(
     cfg.python_paths = [str(rel(str(p))) for p in python.get("paths") or []]
     cfg.python_modules = [str(m) for m in python.get("modules") or []]
     cfg.max_threads = python.get("max_threads") or 8
+    cfg.base_dir = base
     for name, binding in (raw.get("bindings") or {}).items():
-        if (
-            not isinstance(binding, dict)
-            or set(binding) != {"python"}
-            or not isinstance(binding["python"], str)
-        ):
-            raise ConfigError(f"bindings.{name}: expected {{python: 'module:function'}}")
-        cfg.bindings[str(name)] = binding["python"]
+        # the kind's factory checks the spec (edged.runtime.bindings.build_bindings)
+        if not isinstance(binding, dict) or len(binding) != 1:
+            raise ConfigError(
+                f"bindings.{name}: expected one kind and its spec, e.g. {{python: 'module:function'}}"
+            )
+        cfg.bindings[str(name)] = binding
+    cfg.executors = dict(raw.get("executors") or {})
     cfg.retention_max_age_s = journal.get("retention_max_age_s", cfg.retention_max_age_s)
     cfg.retention_max_count = journal.get("retention_max_count", cfg.retention_max_count)
     cfg.max_history_per_execution = journal.get(

@@ -32,9 +32,10 @@ from edged.api.http import App, serve_http
 from edged.config import Config, check_data_dir
 from edged.defs import Definitions, load_paths
 from edged.errors import ConfigError
-from edged.handlers import HandlerRegistry, default_registry
+from edged.handlers import Handler, HandlerRegistry, default_registry
 from edged.journal import JournalSettings, open_journal
-from edged.runtime.dispatch import Binding, Dispatcher
+from edged.runtime.bindings import build_bindings
+from edged.runtime.dispatch import Dispatcher
 from edged.runtime.engine import Engine, EngineSettings
 from edged.runtime.registry import DefinitionRegistry
 from edged.runtime.service import EngineService
@@ -118,8 +119,10 @@ def build_engine(
     mocks: dict[str, dict[str, Any]] | None = None,
     strict_bindings: bool = False,
     handler_registry: HandlerRegistry = default_registry,
+    bindings: dict[str, Handler] | None = None,
 ) -> Engine:
-    bindings = {name: Binding("python", target) for name, target in cfg.bindings.items()}
+    if bindings is None:
+        bindings = build_bindings(cfg)
 
     def make_dispatcher(report: Callable[..., Any]) -> Dispatcher:
         return Dispatcher(
@@ -184,6 +187,7 @@ async def run_daemon(
     if grace_s is None:
         grace_s = float(cfg.shutdown_grace_s)
     import_handlers(cfg)
+    bindings = build_bindings(cfg)  # kinds checked, programs allowed: before the journal
     file_defs = load_definitions(cfg)
     check_data_dir(cfg)
     # a port already taken must stop the start before the journal is touched
@@ -208,7 +212,7 @@ async def run_daemon(
                 for _name, doc in await journal.load_task_defs():
                     registry.put_taskdef(doc)
                 install_definitions(registry, file_defs)
-                engine = build_engine(journal, registry, cfg)
+                engine = build_engine(journal, registry, cfg, bindings=bindings)
                 service = EngineService(engine)
                 app = App(conductor_routes(service), auth_token=cfg.auth_token)
                 async with trio.open_nursery() as nursery:

@@ -64,6 +64,17 @@ class TaskContext:
     attempt: int
     input: dict[str, Any]
     logs: list[str] = field(default_factory=list)
+    task_type: str = "SIMPLE"  # the definition's `type` (HTTP, SIMPLE, a device type, ...)
+    taskdef: dict[str, Any] | None = None  # the TaskDef (timeoutSeconds, ...), if any
+
+    def timeout_s(self) -> float | None:
+        """The tighter of the TaskDef's timeoutSeconds and responseTimeoutSeconds, if set."""
+        limits = []
+        for key in ("timeoutSeconds", "responseTimeoutSeconds"):
+            value = (self.taskdef or {}).get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                limits.append(float(value))
+        return min(limits) if limits else None
 
     def log(self, line: str) -> None:
         """Attach a log line to the task (kept with it, shown by the API)."""

@@ -9,9 +9,12 @@ per `rateLimitFrequencyInSeconds`: starts per window); a task over a limit
 waits in a FIFO per task name and is released when a slot frees or the
 window turns.  Then it picks the executor:
 
-- a binding in the config names it explicitly (`python`: a handler by
-  `module:function`; more kinds come with the other executors);
+- a binding in the config names it explicitly (built by its kind's factory,
+  see `edged.runtime.bindings`: `python` is a handler by `module:function`,
+  `command` a subprocess; adapters register more kinds);
 - else a handler registered for the task name with `@edged.handlers.task`;
+- else an executor registered for the task's *type* (`register_type_executor`:
+  `HTTP` is built in, adapters may add device task types);
 - else the task waits in the `pending` queue for a Conductor-protocol worker
   to poll it (or, for `edged exec`, fails at once: `strict_bindings`).  Such
   a task skips the limits above: as in Conductor they apply when it is
@@ -29,21 +32,24 @@ from __future__ import annotations
 
 import collections
 import copy
-import importlib
 import inspect
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import trio
 
 from edged.core.commands import DispatchTask
 from edged.core.events import TaskResultReceived
-from edged.errors import ConfigError
 from edged.handlers import Handler, HandlerRegistry, InProgress, TaskContext, TaskFailed
+from edged.runtime.bindings import (
+    default_executors,
+    load_handler,
+    register_binding_kind,
+    register_type_executor,
+)
 from edged.runtime.timers import now_ms
 
 log = logging.getLogger("edged.dispatch")
@@ -51,26 +57,7 @@ log = logging.getLogger("edged.dispatch")
 Report = Callable[[str, TaskResultReceived], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class Binding:
-    kind: str  # "python" (more kinds arrive with the other executors)
-    target: str  # for python: "module:function"
-
-
-def load_handler(target: str) -> Handler:
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"binding handler {target!r}: expected 'module:function'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"binding handler {target!r}: cannot import {module_name}: {exc}"
-        ) from exc
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ConfigError(f"binding handler {target!r}: {attr} is not a function of {module_name}")
-    return fn  # type: ignore[no-any-return]
+__all__ = ["Dispatcher", "load_handler", "register_binding_kind", "register_type_executor"]
 
 
 def _copy_json(value: Any) -> Any:
@@ -150,18 +137,18 @@ class Dispatcher:
         report: Report,
         *,
         registry: HandlerRegistry,
-        bindings: dict[str, Binding] | None = None,
+        bindings: Mapping[str, Handler] | None = None,
         max_threads: int = 8,
         strict_bindings: bool = False,
         mocks: dict[str, dict[str, Any]] | None = None,
+        type_executors: Mapping[str, Handler] | None = None,
     ) -> None:
         self._report = report
         self._registry = registry
-        self._handlers: dict[str, Handler] = {}
-        for name, binding in (bindings or {}).items():
-            if binding.kind != "python":
-                raise ConfigError(f"binding for {name!r}: unknown executor kind {binding.kind!r}")
-            self._handlers[name] = load_handler(binding.target)
+        # bindings arrive built (`edged.runtime.bindings.build_bindings`, before
+        # the journal opens): task name -> handler
+        self._handlers: dict[str, Handler] = dict(bindings or {})
+        self._type_executors = default_executors.types if type_executors is None else type_executors
         self._mocks = mocks or {}
         self._strict = strict_bindings
         self._limiter = trio.CapacityLimiter(max(1, max_threads))
@@ -195,14 +182,22 @@ class Dispatcher:
     def polled_count(self) -> int:
         return len(self._polled)
 
-    def handler_for(self, name: str) -> Handler | None:
-        return self._handlers.get(name) or self._registry.get(name)
+    def handler_for(self, name: str, task_type: str | None = None) -> Handler | None:
+        """Binding by name, else `@task` handler by name, else executor by task type."""
+        handler = self._handlers.get(name) or self._registry.get(name)
+        if handler is None and task_type is not None:
+            handler = self._type_executors.get(task_type)
+        return handler
 
     def submit(self, cmd: DispatchTask) -> None:
         if cmd.task_id in self._scopes:
             return  # already running (a duplicate dispatch after recovery)
         name = cmd.def_name
-        if not self._strict and name not in self._mocks and self.handler_for(name) is None:
+        if (
+            not self._strict
+            and name not in self._mocks
+            and self.handler_for(name, cmd.task_type) is None
+        ):
             # Waits for a poller: Conductor applies the limits when workers
             # poll, so `poll()` does too (a queued task holds no slot).
             self.ended((cmd.task_id,))
@@ -219,7 +214,7 @@ class Dispatcher:
     def _start(self, cmd: DispatchTask) -> None:
         assert self._nursery is not None, "dispatcher is not running"
         mock = self._mocks.get(cmd.def_name)
-        handler = self.handler_for(cmd.def_name)
+        handler = self.handler_for(cmd.def_name, cmd.task_type)
         if mock is None and handler is None:
             if self._strict:
                 self._nursery.start_soon(
@@ -296,6 +291,8 @@ class Dispatcher:
             ref=cmd.ref,
             attempt=cmd.attempt,
             input=_copy_json(cmd.input),
+            task_type=cmd.task_type,
+            taskdef=cmd.taskdef,
         )
         try:
             with scope:
