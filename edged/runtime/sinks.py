@@ -38,19 +38,24 @@ class ConductorSink:
         self.unmatched = 0
 
     def __call__(self, command: PublishEvent) -> list[Op]:
+        return self.ops_for(command.sink, command.payload)
+
+    def ops_for(self, event: str, payload: dict[str, Any]) -> list[Op]:
+        """The ops of every active handler whose `event` is `event` and whose condition
+        holds for `payload` (also used by adapters: MQTT messages for `mqtt:` handlers)."""
         from edged.expr import eval_condition, resolve
 
         ops: list[Op] = []
         matched = False
         for handler in self.engine.registry.event_handlers:
-            if handler.get("active") is False or handler.get("event") != command.sink:
+            if handler.get("active") is False or handler.get("event") != event:
                 continue
             condition = handler.get("condition")
             try:
                 if (
                     isinstance(condition, str)
                     and condition.strip()
-                    and not eval_condition(condition, command.payload)
+                    and not eval_condition(condition, payload)
                 ):
                     continue
             except EdgedError as exc:
@@ -61,7 +66,7 @@ class ConductorSink:
                 if not isinstance(action, dict):
                     continue
                 kind = action.get("action")
-                params = resolve(action.get(kind) or {}, command.payload)
+                params = resolve(action.get(kind) or {}, payload)
                 op = self._action(str(kind), params if isinstance(params, dict) else {})
                 if op is not None:
                     ops.append(op)
