@@ -166,6 +166,10 @@ class Transition:
                 inbound.on_result(self, event)
             case ev.TaskStarted():
                 inbound.on_started(self, event)
+            case ev.TaskLeaseExtended():
+                inbound.on_lease_extended(self, event)
+            case ev.TaskLogged():
+                inbound.on_logged(self, event)
             case ev.TimerFired():
                 inbound.on_timer(self, event)
             case ev.ChildWorkflowEnded():
@@ -355,11 +359,25 @@ class Transition:
             self.arm_timer(task, "delay", task.scheduled_ms + task.start_delay_s * 1000)
             return
         self.arm_timeouts(task)
+        poll_s = seconds(task.taskdef, "pollTimeoutSeconds")
+        if poll_s and task.status is TaskStatus.SCHEDULED and task.task_type not in OPERATOR_TYPES:
+            # Conductor's checkTaskPollTimeout: a queued task nobody polls in time
+            # times out (by its timeoutPolicy); measured from when it became pollable.
+            self.arm_timer(task, "pt", self.at_ms + poll_s * 1000)
         self.emit(dispatch_command(self.wf, task))
+
+    def cancel_timers(self, task: Task, kind: str) -> None:
+        """Disarm `task`'s timers of `kind` ("rt", "pt", ...)."""
+        for key in [k for k in task.timers if k.startswith(f"{kind}:")]:
+            task.timers.remove(key)
+            self.emit(CancelTimer(key))
+            self.changed(task)
 
     def _append_logs(self, task: Task, lines: tuple[str, ...]) -> None:
         for line in lines:
             task.logs.append({"log": line, "createdTime": self.at_ms})
+        # in the history too, so that live streams (edged logs -f) show them
+        self.history("TaskLogged", {"taskId": task.task_id, "ref": task.ref, "logs": list(lines)})
         if len(task.logs) > MAX_LOG_LINES:
             del task.logs[: len(task.logs) - MAX_LOG_LINES]
         self.changed(task)

@@ -29,6 +29,24 @@ class TaskStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskLeaseExtended:
+    """The worker holding an IN_PROGRESS task is still at it (TaskResult.extendLease):
+    its response timeout starts again from `at_ms`."""
+
+    at_ms: int
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLogged:
+    """Log lines for a task (``POST /api/tasks/{taskId}/log``); nothing else changes."""
+
+    at_ms: int
+    task_id: str
+    logs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TaskResultReceived:
     """An executor, worker or API call reported on a task (Conductor's TaskResult)."""
 
@@ -128,6 +146,8 @@ class Continued:
 Event = (
     WorkflowStarted
     | TaskStarted
+    | TaskLeaseExtended
+    | TaskLogged
     | TaskResultReceived
     | TimerFired
     | ChildWorkflowEnded

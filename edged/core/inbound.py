@@ -39,13 +39,22 @@ def on_result(tr: Transition, event: ev.TaskResultReceived) -> None:
         task.output.update(event.output)
         if not task.start_ms:
             task.start_ms = tr.at_ms
-        task.status = TaskStatus.IN_PROGRESS
         task.update_ms = tr.at_ms
         task.callback_after_s = max(0, event.callback_after_s)
-        tr.arm_response_timer(task)
-        if task.callback_after_s and task.task_type not in OPERATOR_TYPES:
-            tr.arm_timer(task, "delay", tr.at_ms + task.callback_after_s * 1000)
         tr.changed(task)
+        if task.task_type in OPERATOR_TYPES:
+            task.status = TaskStatus.IN_PROGRESS
+            tr.arm_response_timer(task)
+            return
+        # Conductor's WorkflowExecutor.updateTask: a worker's IN_PROGRESS puts the
+        # task back in its queue as SCHEDULED, pollable again after
+        # callbackAfterSeconds (at once for 0); no response timeout while queued.
+        task.status = TaskStatus.SCHEDULED
+        tr.cancel_timers(task, "rt")
+        if task.callback_after_s:
+            tr.arm_timer(task, "delay", tr.at_ms + task.callback_after_s * 1000)
+        else:
+            tr.dispatch(task)
         return
     if status is TaskStatus.SCHEDULED:
         return
@@ -59,13 +68,43 @@ def on_started(tr: Transition, event: ev.TaskStarted) -> None:
         return
     if event.generation != task.generation:
         return
+    # Conductor's ExecutionService.poll: IN_PROGRESS, startTime once, workerId,
+    # pollCount + 1, callbackAfterSeconds back to 0; the poll timeout is over.
+    if task.status is not TaskStatus.IN_PROGRESS:
+        tr.history("TaskStatusChanged", _started_body(task, event.worker_id))
     task.status = TaskStatus.IN_PROGRESS
     task.start_ms = task.start_ms or tr.at_ms
     task.update_ms = tr.at_ms
     task.poll_count += 1
     task.worker_id = event.worker_id or task.worker_id
+    task.callback_after_s = 0
+    tr.cancel_timers(task, "pt")
     tr.arm_timeouts(task)
     tr.changed(task)
+
+
+def _started_body(task: Task, worker_id: str | None) -> dict[str, str]:
+    # in the history so that live streams show when a worker picked the task up
+    body = {"taskId": task.task_id, "ref": task.ref, "status": "IN_PROGRESS"}
+    if worker_id:
+        body["workerId"] = worker_id
+    return body
+
+
+def on_lease_extended(tr: Transition, event: ev.TaskLeaseExtended) -> None:
+    task = tr.wf.task_by_id(event.task_id)
+    if task is None or task.status is not TaskStatus.IN_PROGRESS or tr.wf.status.terminal:
+        return
+    task.update_ms = tr.at_ms
+    tr.arm_response_timer(task)
+    tr.changed(task)
+
+
+def on_logged(tr: Transition, event: ev.TaskLogged) -> None:
+    task = tr.wf.task_by_id(event.task_id)
+    if task is None or tr.wf.status.terminal or not event.logs:
+        return
+    tr._append_logs(task, event.logs)
 
 
 def on_timer(tr: Transition, event: ev.TimerFired) -> None:
@@ -94,19 +133,14 @@ def on_timer(tr: Transition, event: ev.TimerFired) -> None:
         tr.dispatch(task)
     elif kind == "wait":
         tr.finish(task, TaskStatus.COMPLETED, None)
+    elif kind == "pt":
+        if task.status is not TaskStatus.SCHEDULED:
+            return
+        s = seconds(task.taskdef, "pollTimeoutSeconds")
+        _time_out(tr, task, f"Task poll timed out after {s} seconds")
     elif kind == "tt":
-        policy = (task.taskdef or {}).get("timeoutPolicy", "TIME_OUT_WF")
         reason = f"Task timed out after {seconds(task.taskdef, 'timeoutSeconds')} seconds"
-        if policy == "ALERT_ONLY":
-            tr.history("TaskTimeoutAlert", {"taskId": task.task_id, "ref": task.ref})
-            return
-        if policy == "TIME_OUT_WF":
-            tr.set_status(task, TaskStatus.TIMED_OUT, reason)
-            tr.emit(CancelTask(wf.workflow_id, task.task_id))
-            tr.end_workflow(WorkflowStatus.TIMED_OUT, reason, failed=task)
-            return
-        tr.emit(CancelTask(wf.workflow_id, task.task_id))
-        tr.finish(task, TaskStatus.TIMED_OUT, reason)
+        _time_out(tr, task, reason)
     elif kind == "rt":
         stamp = gen_text.split(":")[1] if gen_text.count(":") else ""
         if stamp != str(task.update_ms):
@@ -114,6 +148,22 @@ def on_timer(tr: Transition, event: ev.TimerFired) -> None:
         reason = f"responseTimeout: {seconds(task.taskdef, 'responseTimeoutSeconds')} seconds"
         tr.emit(CancelTask(wf.workflow_id, task.task_id))
         tr.finish(task, TaskStatus.TIMED_OUT, reason)
+
+
+def _time_out(tr: Transition, task: Task, reason: str) -> None:
+    """Conductor's timeoutTaskWithTimeoutPolicy (task and poll timeouts)."""
+    wf = tr.wf
+    policy = (task.taskdef or {}).get("timeoutPolicy", "TIME_OUT_WF")
+    if policy == "ALERT_ONLY":
+        tr.history("TaskTimeoutAlert", {"taskId": task.task_id, "ref": task.ref})
+        return
+    if policy == "TIME_OUT_WF":
+        tr.set_status(task, TaskStatus.TIMED_OUT, reason)
+        tr.emit(CancelTask(wf.workflow_id, task.task_id))
+        tr.end_workflow(WorkflowStatus.TIMED_OUT, reason, failed=task)
+        return
+    tr.emit(CancelTask(wf.workflow_id, task.task_id))
+    tr.finish(task, TaskStatus.TIMED_OUT, reason)
 
 
 def on_child_ended(tr: Transition, event: ev.ChildWorkflowEnded) -> None:

@@ -128,7 +128,9 @@ async def test_response_timeout_retries_the_task(linear: Conductor) -> None:
             (await linear.shape(wf_id))[0][2] == "SCHEDULED"
         )
         ref = (await linear.tasks(wf_id))[0]["referenceTaskName"]
-        await linear.update(wf_id, ref, "IN_PROGRESS")
+        # as Conductor's testResponseTimeout: a worker polls and never answers
+        # (an IN_PROGRESS update would put the task back in the queue instead)
+        await linear.poll(wf_id, ref)
         await linear.advance(11)
         tasks = await linear.tasks(wf_id)
         assert [t["status"] for t in tasks] == ["TIMED_OUT", "SCHEDULED"]
