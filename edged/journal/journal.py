@@ -149,6 +149,20 @@ class Journal:
         """History events with id > after_id, oldest first: of one execution, or all (None)."""
         return await self._reads.run(lambda conn: reads.history(conn, workflow_id, after_id, limit))
 
+    async def history_named(
+        self,
+        workflow_id: str | None = None,
+        name: str | None = None,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[tuple[int, str | None, HistoryEvent]]:
+        """History events with id > after_id, oldest first, each with its execution's
+        name: of one execution, of the executions of one workflow name, or all."""
+        return await self._reads.run(
+            lambda conn: reads.history_named(conn, workflow_id, name, after_id, limit)
+        )
+
     async def history_dropped(self, workflow_id: str) -> int:
         """How many of an execution's oldest events max_history_per_execution removed."""
         return await self._reads.run(lambda conn: reads.history_dropped(conn, workflow_id))

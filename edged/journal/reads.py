@@ -200,6 +200,28 @@ def history(
     return [(i, HistoryEvent(w, at, k, decode(b))) for i, w, at, k, b in rows]
 
 
+def history_named(
+    conn: sqlite3.Connection, workflow_id: str | None, name: str | None, after_id: int, limit: int
+) -> list[tuple[int, str | None, HistoryEvent]]:
+    """History rows after ``after_id`` with their execution's name (None if it is gone)."""
+    _check_page(limit, 0)
+    where: list[str] = ["h.id > ?"]
+    params: list[Any] = [after_id]
+    if workflow_id is not None:
+        where.append("h.workflow_id = ?")
+        params.append(workflow_id)
+    if name is not None:
+        where.append("e.name = ?")
+        params.append(name)
+    rows = conn.execute(
+        "SELECT h.id, e.name, h.workflow_id, h.at_ms, h.kind, h.body FROM history h"
+        " LEFT JOIN executions e ON e.workflow_id = h.workflow_id"
+        f" WHERE {' AND '.join(where)} ORDER BY h.id LIMIT ?",
+        [*params, limit],
+    )
+    return [(i, n, HistoryEvent(w, at, k, decode(b))) for i, n, w, at, k, b in rows]
+
+
 def history_dropped(conn: sqlite3.Connection, workflow_id: str) -> int:
     row = conn.execute(
         "SELECT history_dropped FROM executions WHERE workflow_id = ?", (workflow_id,)

@@ -156,7 +156,9 @@ class Engine:
         self.recent: collections.OrderedDict[str, Workflow] = collections.OrderedDict()
         self.stats = EngineStats()
         self.sinks: dict[str, Callable[[PublishEvent], list[Op]]] = {}
-        self.listeners: list[Callable[[Workflow, list[tuple[str, dict[str, Any]]]], None]] = []
+        # Called after each commit with an execution and its new history rows
+        # (journal id, event), oldest first; must not block or raise.
+        self.listeners: list[Callable[[Workflow, list[tuple[int, HistoryEvent]]], None]] = []
         self._internal: collections.deque[Op] = collections.deque()
         self._external: collections.deque[Op] = collections.deque()
         self._slots = trio.Semaphore(self.settings.max_external_ops)
@@ -229,7 +231,6 @@ class Engine:
         commands: list[tuple[str, Command]] = []
         replies: list[tuple[Reply, Any, BaseException | None]] = []
         created: list[Workflow] = []
-        histories: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         timers: dict[str, TimerRow | None] = {}
         at_ms = now_ms()
         for op in ops:
@@ -271,7 +272,6 @@ class Engine:
                     timers[command.key] = None
                 commands.append((wf.workflow_id, command))
             if decision.history:
-                histories.setdefault(wf.workflow_id, []).extend(decision.history)
                 for kind, body in decision.history:
                     batch.history.append(HistoryEvent(wf.workflow_id, at_ms, kind, body))
             if op.reply:
@@ -311,11 +311,8 @@ class Engine:
         for wf in touched.values():
             if wf.status.terminal:
                 self._retire(wf)
-        for wid, hist in histories.items():
-            wf_obj = self._lookup(wid)
-            if wf_obj is not None:
-                for listener in self.listeners:
-                    listener(wf_obj, hist)
+        if self.listeners and batch.history:
+            self._notify(batch.history, result.history_ids)
         if self.dispatcher.polled_count():
             # A polled task holds a concurrency slot until its result is durable.
             self.dispatcher.ended(t.task_id for _, t in tasks.values() if t.status.terminal)
@@ -324,6 +321,16 @@ class Engine:
             self._carry_out(wid, command, outbox_ids.get(id(command)))
         for reply, value, error in replies:
             reply.set(value, error)
+
+    def _notify(self, history: list[HistoryEvent], ids: list[int]) -> None:
+        by_workflow: dict[str, list[tuple[int, HistoryEvent]]] = {}
+        for event, history_id in zip(history, ids, strict=True):
+            by_workflow.setdefault(event.workflow_id, []).append((history_id, event))
+        for wid, events in by_workflow.items():
+            wf_obj = self._lookup(wid)
+            if wf_obj is not None:
+                for listener in self.listeners:
+                    listener(wf_obj, events)
 
     def _apply(self, op: Op, created: list[Workflow]) -> tuple[Decision | None, Workflow | None]:
         if op.create is not None:
