@@ -60,7 +60,7 @@ BindingFactory = Callable[[str, Any, "BindingContext"], Handler]
 # Static names so a frozen (PyInstaller) build finds them.
 BUILTIN_EXECUTOR_MODULES = ("edged.executors.command", "edged.executors.http_task")
 # Adapters that register kinds or type executors, imported when installed.
-ADAPTER_EXECUTOR_MODULES: tuple[str, ...] = ()
+ADAPTER_EXECUTOR_MODULES: tuple[str, ...] = ("edged_mqtt.device_tasks",)
 
 
 @dataclass(frozen=True, slots=True)
