@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh test
-# The MQTT adapter tests run a real Mosquitto on a free loopback port.
-if ! command -v mosquitto >/dev/null; then
+# The MQTT adapter tests run a real Mosquitto on a free loopback port; the example Keptn
+# worker is a shell script around mosquitto_sub/mosquitto_pub (mosquitto-clients).
+if ! command -v mosquitto >/dev/null || ! command -v mosquitto_pub >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null
+        apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
     else
         echo "mosquitto is not installed: the MQTT tests will be skipped" >&2
     fi
