@@ -27,8 +27,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edged.api import shapes
+from edged.api.bulk_api import add_bulk_routes
 from edged.api.engine_api import EngineAPI
 from edged.api.messages import AnyResponse, Request, empty_response, json_response, text_response
+from edged.api.openapi import add_openapi_routes
+from edged.api.read_api import add_read_routes
 from edged.api.router import Router
 from edged.api.shapes import InvalidRequest, bool_param, int_param
 from edged.errors import NotFound
@@ -82,6 +85,9 @@ def conductor_routes(engine: EngineAPI) -> Router:
     ]
     for method, pattern, handler in routes:
         router.add(method, pattern, handler)
+    add_read_routes(router, engine)  # status, running, search (read_api.py)
+    add_bulk_routes(router, engine)  # WorkflowBulkResource (bulk_api.py)
+    add_openapi_routes(router)  # /api-docs, /openapi.json (openapi.py)
     return router
 
 

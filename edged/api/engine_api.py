@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from edged.journal.search import ExecutionQuery
+
 JsonDict = dict[str, Any]
 
 
@@ -74,6 +76,18 @@ class EngineAPI(Protocol):
     async def find_correlated(
         self, name: str, correlation_id: str, *, include_closed: bool, include_tasks: bool
     ) -> list[JsonDict]: ...
+
+    async def search_workflows(self, query: ExecutionQuery, *, full: bool) -> JsonDict:
+        """Conductor's SearchResult: ``{"totalHits": int, "results": [...]}`` of
+        WorkflowSummary dicts, or of Workflow dicts (no tasks) when ``full``."""
+        ...
+
+    async def running_workflow_ids(
+        self, name: str, version: int, start_ms: int | None, end_ms: int | None
+    ) -> list[str]:
+        """Ids of RUNNING/PAUSED executions of ``name`` at ``version``; with both
+        times, of every execution of it started in [start_ms, end_ms] (Conductor's rule)."""
+        ...
 
     async def remove_workflow(self, workflow_id: str) -> None: ...
 

@@ -18,6 +18,8 @@ from edged.core.model import WorkflowStatus
 from edged.core.views import task_json, workflow_json
 from edged.errors import BadInput, Conflict, EdgedError, NotFound
 from edged.journal import Batch
+from edged.journal.search import ExecutionQuery
+from edged.runtime import search_service
 from edged.runtime.engine import Engine, Op
 from edged.runtime.rows import _from_rows, new_workflow
 from edged.runtime.timers import now_ms
@@ -173,6 +175,15 @@ class EngineService:
             if include_closed or not wf.status.terminal:
                 out.append(workflow_json(wf, include_tasks=include_tasks))
         return out
+
+    async def search_workflows(self, query: ExecutionQuery, *, full: bool) -> JsonDict:
+        return await search_service.search_workflows(self.engine.journal, query, full=full)
+
+    async def running_workflow_ids(
+        self, name: str, version: int, start_ms: int | None, end_ms: int | None
+    ) -> list[str]:
+        journal = self.engine.journal
+        return await search_service.running_workflow_ids(journal, name, version, start_ms, end_ms)
 
     async def remove_workflow(self, workflow_id: str) -> None:
         wf = await self.engine.workflow(workflow_id)

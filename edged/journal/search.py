@@ -1,0 +1,216 @@
+"""Searching executions: a filter spec turned into parameterized SQL, plus a bounded free-text scan.
+
+Theory of operation
+-------------------
+`ExecutionQuery` is what a search asks for, already parsed and checked (the
+HTTP API parses Conductor's query language into it, see
+``edged.api.search_query``): a conjunction of `Condition` s on the indexed
+columns of ``executions``, sort keys, a page (``start``, ``size``) and
+free-text terms.  `search_executions` runs on a read connection (a worker
+thread, through `ReadPool.run`), never on the Trio loop.
+
+Column names come only from the `COLUMNS` table and operators from
+`OPERATORS`; every value is a bound parameter, so no query text reaches SQL.
+
+Without free text, ``totalHits`` is ``SELECT COUNT(*)`` over the same WHERE
+clause and the page is ``LIMIT size OFFSET start`` in SQL.
+
+Free text is bounded in cost.  Each term (whitespace separated; all must
+match, case-insensitively) is looked for in the workflow id, correlation id,
+workflow name, reason for incompletion and the JSON text of the input and
+output.  Rows that pass the SQL filter are read in sort order, at most
+`FREE_TEXT_SCAN_ROWS` of them; a row whose stored document does not contain
+the lower-cased term bytes (msgpack keeps strings as UTF-8, so this is a cheap
+prefilter with no decoding) is skipped unless the term is in its id columns;
+only the rest are decoded and checked exactly.  ``totalHits`` then counts
+the matches among the rows scanned, and ``truncated`` says the scan stopped
+at the cap, so a client knows older executions were not examined.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from edged.journal.codec import decode
+from edged.journal.rows import ExecutionRow
+
+__all__ = [
+    "COLUMNS",
+    "FREE_TEXT_SCAN_ROWS",
+    "Condition",
+    "ExecutionQuery",
+    "SearchPage",
+    "SortKey",
+    "search_executions",
+]
+
+# Conductor's field name -> (column, kind).  Only these reach SQL.
+COLUMNS: Final[dict[str, tuple[str, Literal["text", "int"]]]] = {
+    "workflowType": ("name", "text"),
+    "workflowId": ("workflow_id", "text"),
+    "correlationId": ("correlation_id", "text"),
+    "status": ("status", "text"),
+    "version": ("version", "int"),
+    "startTime": ("created_ms", "int"),
+    "updateTime": ("updated_ms", "int"),
+    "endTime": ("ended_ms", "int"),
+}
+OPERATORS: Final = frozenset({"=", "!=", ">", "<", ">=", "<=", "IN"})
+FREE_TEXT_SCAN_ROWS: Final = 20_000
+# The JSON text of input + output checked per row is cut here: a 10 MB input
+# costs no more than a 256 KiB one.
+FREE_TEXT_MAX_CHARS: Final = 256 * 1024
+
+_COLUMNS_SQL = (
+    "workflow_id, name, version, status, parent_id, correlation_id, idempotency_key,"
+    " created_ms, updated_ms, ended_ms, doc"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    field: str  # a key of COLUMNS
+    op: str  # one of OPERATORS
+    values: tuple[str | int, ...]  # one value, or several for IN
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    field: str  # a key of COLUMNS
+    descending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionQuery:
+    conditions: tuple[Condition, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    start: int = 0
+    size: int = 100
+    free_text: tuple[str, ...] = ()  # terms, all must match; () matches everything
+
+
+@dataclass(slots=True)
+class SearchPage:
+    total_hits: int
+    rows: list[ExecutionRow] = field(default_factory=list)
+    truncated: bool = False  # the free-text scan stopped at FREE_TEXT_SCAN_ROWS
+
+
+def _where(conditions: tuple[Condition, ...]) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for cond in conditions:
+        column, _kind = COLUMNS[cond.field]
+        if cond.op not in OPERATORS:
+            raise ValueError(f"unknown operator {cond.op!r}")
+        if cond.op == "IN":
+            clauses.append(f"{column} IN ({','.join('?' * len(cond.values))})")
+        elif cond.op == "!=":
+            # Conductor's != also matches documents without the field.
+            clauses.append(f"({column} IS NULL OR {column} != ?)")
+        else:
+            clauses.append(f"{column} {cond.op} ?")
+        params.extend(cond.values)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _order(sort: tuple[SortKey, ...]) -> str:
+    keys = sort or (SortKey("startTime", True),)
+    parts = []
+    for key in keys:
+        column, _kind = COLUMNS[key.field]
+        parts.append(f"{column} {'DESC' if key.descending else 'ASC'}")
+    # A stable tie-breaker so pages never overlap or skip rows.
+    last_desc = keys[-1].descending
+    parts.append(f"workflow_id {'DESC' if last_desc else 'ASC'}")
+    return " ORDER BY " + ", ".join(parts)
+
+
+def _row(row: tuple[Any, ...], doc: Any = None) -> ExecutionRow:
+    wf, name, version, status, parent, correlation, key, created, updated, ended, blob = row
+    return ExecutionRow(
+        wf,
+        name,
+        version,
+        status,
+        parent,
+        correlation,
+        key,
+        created,
+        updated,
+        ended,
+        decode(blob) if doc is None else doc,
+    )
+
+
+def search_executions(conn: sqlite3.Connection, query: ExecutionQuery) -> SearchPage:
+    where, params = _where(query.conditions)
+    order = _order(query.sort)
+    if not query.free_text:
+        conn.execute("BEGIN")  # the count and the page see one snapshot
+        try:
+            (total,) = conn.execute(f"SELECT COUNT(*) FROM executions{where}", params).fetchone()
+            rows = conn.execute(
+                f"SELECT {_COLUMNS_SQL} FROM executions{where}{order} LIMIT ? OFFSET ?",
+                [*params, query.size, query.start],
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return SearchPage(int(total), [_row(r) for r in rows])
+    return _free_text_scan(conn, query, where, params, order)
+
+
+def _free_text_scan(
+    conn: sqlite3.Connection, query: ExecutionQuery, where: str, params: list[Any], order: str
+) -> SearchPage:
+    terms = [t.lower() for t in query.free_text]
+    # bytes.lower() folds ASCII only: a term with other letters skips the prefilter.
+    needles = [t.encode("utf-8", "surrogatepass") if t.isascii() else None for t in terms]
+    cursor = conn.execute(
+        f"SELECT {_COLUMNS_SQL} FROM executions{where}{order} LIMIT ?",
+        [*params, FREE_TEXT_SCAN_ROWS + 1],
+    )
+    page = SearchPage(0)
+    end = query.start + query.size
+    for scanned, row in enumerate(cursor):
+        if scanned == FREE_TEXT_SCAN_ROWS:
+            page.truncated = True
+            break
+        doc = _matching_doc(row, terms, needles)
+        if doc is None:
+            continue
+        if query.start <= page.total_hits < end:
+            page.rows.append(_row(row, doc))
+        page.total_hits += 1
+    cursor.close()
+    return page
+
+
+def _matching_doc(row: tuple[Any, ...], terms: list[str], needles: list[bytes | None]) -> Any:
+    """The decoded document if every term matches the row, else None."""
+    workflow_id, name, correlation, blob = row[0], row[1], row[5], row[10]
+    ids = f"{workflow_id}\n{correlation or ''}\n{name}".lower()
+    lowered = bytes(blob).lower()
+    for term, needle in zip(terms, needles, strict=True):
+        if needle is not None and term not in ids and needle not in lowered:
+            return None  # cheap: no decoding for rows that cannot match
+    doc = decode(blob)
+    text = _document_text(doc)
+    if all(t in ids or t in text for t in terms):
+        return doc
+    return None
+
+
+def _document_text(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return ""
+    parts = [str(doc.get("reason") or "")]
+    for key in ("input", "output"):
+        try:
+            parts.append(json.dumps(doc.get(key), ensure_ascii=False, default=str))
+        except (ValueError, TypeError, RecursionError):  # absurdly deep input: not searched
+            parts.append("")
+    return "\n".join(parts)[:FREE_TEXT_MAX_CHARS].lower()

@@ -1,0 +1,97 @@
+"""A real `edged run` for the read, bulk and OpenAPI tests, with a few small workflows.
+
+Reuses tests/integration's `Daemon` (loaded under the module name the CLI
+tests use, so the conftest files never shadow each other) and its
+`it_handlers` (``it_add`` adds ``a`` and ``b``; a non-number fails it).
+
+- ``rd_add``  one ``it_add`` task: COMPLETED, or FAILED when ``a`` is not a
+  number (its task definition allows no retries);
+- ``rd_wait`` one WAIT task: RUNNING until signalled or terminated.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load_integration() -> Any:
+    name = "edged_it_daemon"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, HERE.parent / "integration" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+it = _load_integration()
+
+WORKFLOWS: list[dict[str, Any]] = [
+    {
+        "name": "rd_add",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {
+                "name": "it_add",
+                "taskReferenceName": "add",
+                "type": "SIMPLE",
+                "inputParameters": {"a": "${workflow.input.a}", "b": "${workflow.input.b}"},
+            }
+        ],
+        "outputParameters": {"sum": "${add.output.sum}"},
+    },
+    {
+        "name": "rd_wait",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [{"name": "wait", "taskReferenceName": "gate", "type": "WAIT"}],
+    },
+]
+TASKDEFS = [{"name": "it_add", "retryCount": 0, "timeoutSeconds": 60, "responseTimeoutSeconds": 60}]
+
+
+def make_daemon(tmp_path: Path) -> Any:
+    data = tmp_path / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    d = it.Daemon(
+        data_dir=data,
+        defs_dir=it.write_defs(tmp_path / "defs", *WORKFLOWS, taskdefs=TASKDEFS),
+        config=it.handler_config(tmp_path / "edged.yaml"),
+    )
+    d.start()
+    return d
+
+
+def start(http: httpx.Client, name: str, workflow_input: dict[str, Any], **extra: Any) -> str:
+    resp = http.post("/api/workflow", json={"name": name, "input": workflow_input, **extra})
+    assert resp.status_code == 200, resp.text
+    return resp.text
+
+
+def wait_status(
+    http: httpx.Client, ids: list[str], wanted: set[str], timeout_s: float = 20.0
+) -> None:
+    """Poll until every id has a status in ``wanted`` (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(ids)
+    while pending and time.monotonic() < deadline:
+        pending = [
+            i
+            for i in pending
+            if http.get(f"/api/workflow/{i}", params={"includeTasks": "false"}).json()["status"]
+            not in wanted
+        ]
+        if pending:
+            time.sleep(0.02)
+    assert not pending, f"not {wanted} within {timeout_s} s: {pending}"
