@@ -14,7 +14,7 @@ import importlib
 from types import ModuleType
 
 # adapter name -> importable module (a package under adapters/ with an edged_ prefix)
-BUILTIN_ADAPTERS: dict[str, str] = {}
+BUILTIN_ADAPTERS: dict[str, str] = {"mqtt": "edged_mqtt"}
 
 
 def load_adapter(name: str) -> ModuleType:

@@ -4,10 +4,12 @@
     edged validate FILE...
     edged exec FILE [--input JSON] [--defs DIR] [--mock TASK=JSON]... [--config FILE]
     edged version
+    edged start|get|list|logs|graph|signal ...   (a running daemon; see edged.client)
 
 Exit codes scripts can rely on: 0 success; 1 the workflow (exec) ended other
 than COMPLETED, or the daemon failed at run time; 2 bad input (invalid
-definition, bad configuration, bad arguments).
+definition, bad configuration, bad arguments).  The client commands add 3
+server unreachable, 4 not found, 5 refused by the server (edged.client.commands).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from edged.errors import BadInput, ConfigError, EdgedError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+CLIENT_COMMANDS = ("start", "get", "list", "logs", "graph", "signal")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         "--defs",
         action="append",
         help="definition file or directory (repeatable; overrides the config)",
+    )
+    run.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="MQTT broker mqtt://HOST:PORT or mqtts://... (overrides the config's mqtt broker)",
     )
 
     validate = sub.add_parser(
@@ -74,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("version", help="print the version and build information")
+    from edged.client.commands import add_client_commands
+
+    add_client_commands(sub)  # start, get, list, logs, graph, signal (a running daemon)
     return parser
 
 
@@ -88,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "exec":
             return _exec(args)
+        if args.command in CLIENT_COMMANDS:
+            from edged.client.commands import run_client
+
+            return run_client(args)
         if args.command == "version":
             print(version_text())
             return EXIT_OK
@@ -118,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
     from edged.daemon import run_daemon, setup_logging
 
     cfg = load_config(args.config, data_dir=args.data_dir, listen=args.listen, defs=args.defs)
+    if args.mqtt:
+        cfg.adapters.setdefault("mqtt", {})["url"] = args.mqtt
     setup_logging(cfg.log_format, cfg.log_level)
     try:
         trio.run(run_daemon, cfg)

@@ -150,6 +150,44 @@ class MqttClient:
                 raise PublishRejected(f"broker refused publish to {topic}: {reason}")
             self._published += 1
 
+    async def publish_pipelined(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> PendingPublish:
+        """Hand the message to paho now and return without waiting for its PUBACK.
+
+        Successive calls from one task go out in call order (order per topic without a
+        round trip per message); ``await handle.wait()`` returns after PUBACK. The message
+        holds an in-flight slot until then (waits for a slot and for the connection first).
+        """
+        validate_topic(topic)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
+        if len(payload) > self.settings.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload of {len(payload)} bytes exceeds {self.settings.max_payload_bytes}"
+            )
+        await self._inflight.acquire()
+        try:
+            await self.wait_connected()
+            info = self._paho.publish(topic, payload, qos, retain, properties)
+            if info.rc not in (_OK, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                raise PublishRejected(f"publish to {topic}: {info.rc.name}")
+        except BaseException:
+            self._inflight.release()
+            raise
+        if qos == 0:
+            self._inflight.release()
+            self._published += 1
+            return PendingPublish(self, topic, None, 0)
+        waiter: Waiter[ReasonCode] = Waiter()
+        self._pending_pubs[info.mid] = waiter
+        return PendingPublish(self, topic, waiter, info.mid)
+
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe (and remember the filter, to subscribe again if the broker loses the
         session); return once the broker granted it."""
@@ -506,6 +544,31 @@ class MqttClient:
                 self._inbox.dropped,
             )
         self._inbox_lot.unpark()
+
+
+class PendingPublish:
+    """A message handed to paho by ``publish_pipelined``; ``wait()`` once for its PUBACK."""
+
+    __slots__ = ("_client", "_mid", "_topic", "_waiter")
+
+    def __init__(
+        self, client: MqttClient, topic: str, waiter: Waiter[ReasonCode] | None, mid: int
+    ) -> None:
+        self._client, self._topic, self._waiter, self._mid = client, topic, waiter, mid
+
+    async def wait(self) -> None:
+        if self._waiter is None:
+            return
+        client = self._client
+        try:
+            reason = await self._waiter.wait()
+        finally:
+            client._pending_pubs.pop(self._mid, None)
+            client._inflight.release()
+            self._waiter = None
+        if reason.is_failure:
+            raise PublishRejected(f"broker refused publish to {self._topic}: {reason}")
+        client._published += 1
 
 
 class _MessageStream:

@@ -85,7 +85,9 @@ SYNC_SYSTEM_TYPES = frozenset(
 ASYNC_SYSTEM_TYPES = frozenset(
     {"JOIN", "DO_WHILE", "SUB_WORKFLOW", "START_WORKFLOW", "WAIT", "HUMAN"}
 )
-OPERATOR_TYPES = SYNC_SYSTEM_TYPES | ASYNC_SYSTEM_TYPES | {"DYNAMIC"}
+# A set, not a frozenset: adapters add their publish task types at start-up
+# (operators.register_publish_type), before any decision is taken.
+OPERATOR_TYPES: set[str] = set(SYNC_SYSTEM_TYPES | ASYNC_SYSTEM_TYPES | {"DYNAMIC"})
 
 
 @dataclass(slots=True, eq=True)

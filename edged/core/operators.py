@@ -85,6 +85,18 @@ _SCHEDULERS = {
 }
 
 
+def register_publish_type(kind: str, sink: str) -> None:
+    """Tasks of type `kind` publish their input through the outbox to `sink`.
+
+    For adapters (the MQTT adapter registers MQTT_PUBLISH -> "mqtt_publish"):
+    the task emits a `PublishEvent` in the transition that schedules it, so
+    the message is journaled with its cause, and stays IN_PROGRESS until the
+    sink reports the delivery as the task's result.
+    """
+    OPERATOR_TYPES.add(kind)
+    _SCHEDULERS[kind] = lambda tr, wt, scope: basic.schedule_publish(tr, wt, scope, sink)
+
+
 # ------------------------------------------------------------ after the end
 
 

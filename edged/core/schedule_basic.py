@@ -315,6 +315,20 @@ def schedule_event(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
         tr.finish(task, TaskStatus.COMPLETED, None)
 
 
+def schedule_publish(tr: Transition, wt: dict[str, Any], scope: Scope, sink: str) -> None:
+    """A task type registered with `operators.register_publish_type`: its input goes to
+    `sink` through the outbox; the sink completes (or fails) the task once delivered."""
+    task = tr.new_task(wt, scope)
+    payload = dict(task.input)
+    payload["scheduledAtMs"] = tr.at_ms
+    tr.emit(
+        PublishEvent(
+            sink=sink, payload=payload, workflow_id=tr.wf.workflow_id, task_id=task.task_id
+        )
+    )
+    tr.set_status(task, TaskStatus.IN_PROGRESS, None)
+
+
 def _str_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}

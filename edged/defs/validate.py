@@ -24,6 +24,7 @@ from edged.defs.fields import FieldChecks
 from edged.defs.references import check_references
 from edged.defs.taskdefs import check_taskdef
 from edged.defs.tasktypes import KNOWN_TASK_TYPES
+from edged.defs.triggers import validate_triggers
 
 MAX_TASKS = 10_000
 MAX_TASK_DEPTH = 64
@@ -134,6 +135,7 @@ class _Walk:
         for key in ("variables", "inputTemplate", "metadata", "rateLimitConfig"):
             c.mapping(doc, key, path)
         outputs = c.mapping(doc, "outputParameters", path)
+        c.faults.extend(validate_triggers(doc.get("triggers"), child(path, "triggers")))
 
         tasks_path = child(path, "tasks")
         tasks = doc.get("tasks")

@@ -1,0 +1,281 @@
+"""The MQTT adapter inside the daemon: one broker connection shared by every MQTT feature.
+
+Theory of operation
+-------------------
+``configure(section, cfg, defs)`` (called by the daemon for an ``mqtt:`` config section or
+``edged run --mqtt URL``) checks the section and returns an ``MqttService``; nothing touches
+the network yet. The daemon then calls ``attach(engine)`` before recovery (the outbox sink
+and the MQTT_PUBLISH task type must exist when recovery replays the outbox) and starts
+``run`` in its nursery after recovery.
+
+``run`` opens one ``MqttClient`` (persistent session, manual ack, reconnect with backoff),
+subscribes every registered filter, and then routes each received message to the callbacks
+of every subscription whose filter matches its topic, in arrival order:
+
+- ``subscribe(filter, qos, callback)``: ``callback(message)`` is called synchronously, in
+  order; it may return ``None`` (done) or an awaitable, which runs in its own task (at most
+  ``max_concurrent_messages`` at once: beyond that the reader waits, and the broker's
+  in-flight window holds the rest). The message is PUBACKed when every matching callback
+  is done, so a callback that returns after its durable commit gets at-least-once delivery
+  for free. A callback raising ``Redeliver`` leaves the message unacked and drops the
+  connection after a pause, so the broker sends it again (use when the journal refused the
+  commit); any other exception is counted, logged, dead-lettered and acked, so one bad
+  message never blocks those behind it. Messages matching no subscription are acked.
+- ``publish(topic, payload, ...)``: direct, not journaled (returns after PUBACK); durable
+  publishes go through the outbox (``MQTT_PUBLISH`` tasks, ``EVENT`` with an ``mqtt:`` sink).
+- ``engine`` is the Engine; ``client`` the MqttClient (statistics, wait_connected).
+- ``dead_letter(message, reason)``: count, log, publish a JSON description to the
+  dead-letter topic (best effort, QoS 0) and remember the last few.
+
+Subscriptions may be added before or after ``run`` starts (later ones subscribe at once).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from edged.errors import EdgedError
+from edged_mqtt.client import MqttClient, open_mqtt_client
+from edged_mqtt.inbox import MqttMessage
+from edged_mqtt.options import AdapterOptions, parse_options
+from edged_mqtt.topics import topic_matches, validate_filter
+
+log = logging.getLogger("edged.mqtt")
+
+Callback = Callable[[MqttMessage], Awaitable[None] | None]
+
+
+class Redeliver(EdgedError):
+    """Raised by a callback: do not ack; let the broker deliver the message again."""
+
+
+@dataclass(slots=True)
+class _Subscription:
+    topic_filter: str
+    qos: int
+    callback: Callback
+    name: str
+
+
+@dataclass(slots=True)
+class ServiceStats:
+    routed: int = 0
+    unrouted: int = 0
+    callback_errors: int = 0
+    dead_lettered: int = 0
+    redeliveries: int = 0
+
+
+class MqttService:
+    def __init__(self, options: AdapterOptions, defs: Any = None) -> None:
+        self.options = options
+        self.defs = defs
+        self.engine: Any = None
+        self.client: MqttClient | None = None
+        self.stats = ServiceStats()
+        self.recent_dead_letters: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
+        self._subs: list[_Subscription] = []
+        self._running = False
+        self._nursery: trio.Nursery | None = None
+        self._limit = trio.Semaphore(options.max_concurrent_messages)
+        self._ready = trio.Event()
+        self._attach_hooks: list[Callable[[Any], None]] = []
+        self._run_hooks: list[Callable[[MqttService], Awaitable[None]]] = []
+        from edged_mqtt.outbox import MqttOutbox
+        from edged_mqtt.triggers import TriggerSet
+
+        self.outbox = MqttOutbox(self, options.outbox)
+        self.triggers = TriggerSet(self)
+
+    # ------------------------------------------------------------------ daemon hooks
+
+    def attach(self, engine: Any) -> None:
+        """Register the outbox sink and task types; read trigger rules. Before recovery."""
+        self.engine = engine
+        self.outbox.attach(engine)
+        self.triggers.attach(engine)
+        for hook in self._attach_hooks:
+            hook(engine)
+
+    def on_attach(self, hook: Callable[[Any], None]) -> None:
+        """Extension point for other MQTT features: ``hook(engine)`` runs in ``attach``."""
+        self._attach_hooks.append(hook)
+
+    def on_run(self, hook: Callable[[MqttService], Awaitable[None]]) -> None:
+        """Extension point: ``await hook(service)`` runs as a task once the client exists."""
+        self._run_hooks.append(hook)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with open_mqtt_client(self.options.settings) as client:
+            self.client = client
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._running = True
+                for sub in self._subs:
+                    nursery.start_soon(client.subscribe, sub.topic_filter, sub.qos)
+                nursery.start_soon(self._route_loop, client)
+                nursery.start_soon(self.outbox.run, client)
+                for hook in self._run_hooks:
+                    nursery.start_soon(hook, self)
+                self._ready.set()
+                s = self.options.settings
+                log.info(
+                    "mqtt adapter started broker=%s:%d client_id=%s subscriptions=%d",
+                    s.host,
+                    s.port,
+                    s.effective_client_id(),
+                    len(self._subs),
+                )
+                task_status.started()
+                await trio.sleep_forever()
+
+    # ------------------------------------------------------------------ the API
+
+    def subscribe(self, topic_filter: str, qos: int, callback: Callback, name: str = "") -> None:
+        """Route messages matching ``topic_filter`` to ``callback`` (see module doc)."""
+        validate_filter(topic_filter)
+        sub = _Subscription(topic_filter, qos, callback, name or topic_filter)
+        self._subs.append(sub)
+        if self._running and self._nursery is not None and self.client is not None:
+            self._nursery.start_soon(self.client.subscribe, topic_filter, qos)
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Any = None,
+    ) -> None:
+        """Publish now (not journaled); returns after PUBACK. Waits for the connection."""
+        await self._ready.wait()
+        assert self.client is not None
+        await self.client.publish(topic, payload, qos, retain, properties)
+
+    async def wait_ready(self) -> MqttClient:
+        await self._ready.wait()
+        assert self.client is not None
+        return self.client
+
+    def dead_letter(self, message: MqttMessage, reason: str, rule: str = "") -> None:
+        """Count, log and (best effort) publish a description of a message we gave up on."""
+        self.stats.dead_lettered += 1
+        log.warning(
+            "mqtt dead_letter topic=%s rule=%s size_bytes=%d reason=%s",
+            message.topic,
+            rule,
+            len(message.payload),
+            reason[:300],
+        )
+        doc = {
+            "topic": message.topic,
+            "rule": rule,
+            "reason": reason[:1000],
+            "receivedAtMs": message.received_at_ms,
+            "size": len(message.payload),
+            "payloadBase64": base64.b64encode(message.payload[:4096]).decode("ascii"),
+        }
+        self.recent_dead_letters.append(doc)
+        topic = self.options.dead_letter_topic
+        if topic and self._nursery is not None and self.client is not None:
+            data = json.dumps(doc).encode()
+            self._nursery.start_soon(self._publish_quietly, topic, data)
+
+    async def _publish_quietly(self, topic: str, data: bytes) -> None:
+        assert self.client is not None
+        with trio.move_on_after(10):
+            try:
+                await self.client.publish(topic, data, 0)
+            except Exception as exc:  # best effort: a dead letter must not take us down
+                log.debug("mqtt dead_letter publish failed: %s", exc)
+
+    # ------------------------------------------------------------------ routing
+
+    async def _route_loop(self, client: MqttClient) -> None:
+        async for message in client.messages():
+            subs = [s for s in self._subs if topic_matches(s.topic_filter, message.topic)]
+            if not subs:
+                self.stats.unrouted += 1
+                client.ack(message)
+                continue
+            self.stats.routed += 1
+            pending: list[tuple[_Subscription, Awaitable[None]]] = []
+            failed = False
+            for sub in subs:
+                try:
+                    result = sub.callback(message)
+                except Redeliver:
+                    failed = True
+                    continue
+                except Exception as exc:
+                    self._callback_failed(sub, message, exc)
+                    continue
+                if result is not None and inspect.isawaitable(result):
+                    pending.append((sub, result))
+            if not pending:
+                self._finish(client, message, failed)
+                continue
+            await self._limit.acquire()
+            assert self._nursery is not None
+            self._nursery.start_soon(self._complete, client, message, pending, failed)
+
+    async def _complete(
+        self,
+        client: MqttClient,
+        message: MqttMessage,
+        pending: list[tuple[_Subscription, Awaitable[None]]],
+        failed: bool,
+    ) -> None:
+        try:
+            for sub, awaitable in pending:
+                try:
+                    await awaitable
+                except Redeliver:
+                    failed = True
+                except Exception as exc:
+                    self._callback_failed(sub, message, exc)
+        finally:
+            self._limit.release()
+        self._finish(client, message, failed)
+
+    def _callback_failed(self, sub: _Subscription, message: MqttMessage, exc: Exception) -> None:
+        self.stats.callback_errors += 1
+        if not isinstance(exc, EdgedError):
+            log.exception("mqtt callback %s failed on %s", sub.name, message.topic)
+        self.dead_letter(message, f"{type(exc).__name__}: {exc}", sub.name)
+
+    def _finish(self, client: MqttClient, message: MqttMessage, redeliver: bool) -> None:
+        if not redeliver:
+            client.ack(message)
+            return
+        self.stats.redeliveries += 1
+        if self._nursery is not None:
+            self._nursery.start_soon(self._drop_later, client)
+
+    async def _drop_later(self, client: MqttClient) -> None:
+        # the journal refused a commit: give it a moment, then reconnect so that the broker
+        # redelivers every unacked message of this connection
+        await trio.sleep(1.0)
+        client.drop_connection()
+
+
+def configure(section: dict[str, Any], cfg: Any = None, defs: Any = None) -> MqttService:
+    """The daemon's entry point (see edged.daemon.configure_adapters)."""
+    service = MqttService(parse_options(section), defs)
+    service.triggers.load_config_rules(service.options.triggers)
+    if defs is not None:
+        for doc in getattr(defs, "workflows", []):
+            service.triggers.check_definition(doc)
+    from edged_mqtt.device_tasks import install  # MQTT_REQUEST, keptn, mqtt: event handlers
+
+    install(service)
+    return service
