@@ -6,7 +6,8 @@ Routes (added to a Router by `add_stream_routes`):
   event (or after ``Last-Event-ID`` / ``?after=N``), live until its terminal
   status event, then an ``end`` event and the end of the response.  It sits
   beside Conductor's ``/api/workflow/{workflowId}`` resources because it is
-  one more view of that resource.
+  one more view of that resource.  ``?follow=false`` ends the response after
+  what the journal holds now (an ``end`` event with the current status).
 - ``GET /api/events[?name=WORKFLOW]``: every execution (or those of one
   workflow name), live; with ``Last-Event-ID`` / ``?after=N`` it first
   replays what the journal holds after that id.  It never ends by itself.
@@ -162,7 +163,8 @@ class _Streams:
         sub = self._open(workflow_id=workflow_id)
         if not isinstance(sub, Subscription):
             return sub
-        body = self._execution_body(sub, workflow_id, after or 0)
+        follow = request.query_value("follow") not in ("false", "0")
+        body = self._execution_body(sub, workflow_id, after or 0, follow)
         return StreamingResponse(200, _Stream(self.feed, sub, body), _HEADERS)
 
     async def everything(self, request: Request, params: Mapping[str, str]) -> AnyResponse:
@@ -223,7 +225,7 @@ class _Streams:
                 yield b"".join(chunk)
 
     async def _execution_body(
-        self, sub: Subscription, workflow_id: str, after: int
+        self, sub: Subscription, workflow_id: str, after: int, follow: bool
     ) -> AsyncIterator[bytes]:
         sent = [after]
         yield b"retry: 2000\n\n"
@@ -231,7 +233,7 @@ class _Streams:
             yield chunk
         found = await self.journal.load_execution(workflow_id)
         status = found[0].status if found is not None else None
-        if status is None or status in TERMINAL_STATUSES:
+        if status is None or status in TERMINAL_STATUSES or not follow:
             # rows committed between the replay and the status read
             async for chunk in self._replay(workflow_id, None, sent[0], sent):
                 yield chunk
