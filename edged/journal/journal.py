@@ -57,6 +57,7 @@ from edged.journal.rows import (
     TimerRow,
 )
 from edged.journal.schema import SCHEMA_VERSION, open_writer_connection
+from edged.journal.search import ExecutionQuery, SearchPage, search_executions
 from edged.journal.writer import (
     CallRequest,
     CommitRequest,
@@ -191,6 +192,10 @@ class Journal:
                 newest_first=newest_first,
             )
         )
+
+    async def search_executions(self, query: ExecutionQuery) -> SearchPage:
+        """Conductor-style search (`edged.journal.search`), off the Trio loop."""
+        return await self._reads.run(lambda conn: search_executions(conn, query))
 
     # ---- introspection -----------------------------------------------------------
 
