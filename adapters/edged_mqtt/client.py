@@ -305,6 +305,11 @@ class MqttClient:
         if s.protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = s.session_expiry_s
+            if s.manual_ack:
+                # Unacked QoS 1 messages the broker may send us at once: never more than
+                # one inbox queue holds, so none is dropped while it waits for its ack
+                # (paho's default, 65535, lets a backlog overflow the inbox).
+                props.ReceiveMaximum = min(65535, s.max_buffered_messages)
             return self._paho.connect(
                 s.host, s.port, s.keepalive_s, clean_start=s.clean_start, properties=props
             )
