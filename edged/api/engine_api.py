@@ -118,7 +118,9 @@ class EngineAPI(Protocol):
         ``status`` (IN_PROGRESS | FAILED | FAILED_WITH_TERMINAL_ERROR |
         COMPLETED), ``outputData`` (dict), ``reasonForIncompletion`` (str |
         None), ``callbackAfterSeconds`` (int >= 0), ``logs`` (list of
-        ``{"log": str, ...}`` dicts), ``workerId`` (str | None)."""
+        ``{"log": str, ...}`` dicts), ``workerId`` (str | None), ``extendLease``
+        (bool: only restart the response timeout).  A result for a task that
+        already ended is acknowledged and ignored, as Conductor does."""
         ...
 
     async def complete_task_by_ref(

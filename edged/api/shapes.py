@@ -230,7 +230,10 @@ def task_result(body: bytes) -> JsonDict:
         "callbackAfterSeconds": fields.integer("callbackAfterSeconds", default=0, low=0),
         "logs": _task_logs(fields),
         "workerId": fields.string("workerId"),
+        "extendLease": fields.obj.get("extendLease") is True,
     }
+    if not isinstance(fields.obj.get("extendLease", False), bool | None):
+        fields.fault("extendLease", "must be a boolean")
     fields.check()
     return result
 

@@ -50,6 +50,7 @@ from edged.runtime.bindings import (
     register_binding_kind,
     register_type_executor,
 )
+from edged.runtime.task_queues import TaskQueues, queue_name
 from edged.runtime.timers import now_ms
 
 log = logging.getLogger("edged.dispatch")
@@ -158,9 +159,9 @@ class Dispatcher:
         self._is_async: dict[Handler, bool] = {}
         self._limited = trio.Event()  # set when a task starts waiting for a limit
         self._polled: dict[str, str] = {}  # task id -> task name, handed to a poller
-        self.pending: dict[str, collections.deque[DispatchTask]] = collections.defaultdict(
-            collections.deque
-        )
+        # tasks waiting for Conductor-protocol pollers, by queue name ("type" or "domain:type")
+        self.queues = TaskQueues()
+        self.pending = self.queues.pending
         self.stats = {
             "dispatched": 0,
             "completed": 0,
@@ -182,6 +183,10 @@ class Dispatcher:
     def polled_count(self) -> int:
         return len(self._polled)
 
+    def polled_by_name(self) -> dict[str, int]:
+        """Tasks handed to pollers and not over yet, by task name."""
+        return dict(collections.Counter(self._polled.values()))
+
     def handler_for(self, name: str, task_type: str | None = None) -> Handler | None:
         """Binding by name, else `@task` handler by name, else executor by task type."""
         handler = self._handlers.get(name) or self._registry.get(name)
@@ -201,7 +206,7 @@ class Dispatcher:
             # Waits for a poller: Conductor applies the limits when workers
             # poll, so `poll()` does too (a queued task holds no slot).
             self.ended((cmd.task_id,))
-            self.pending[name].append(cmd)
+            self.queues.push(cmd, now_ms())
             return
         limits = self._limits[cmd.def_name]
         if limits.waiting or not limits.admits(cmd.taskdef, now_ms()):
@@ -229,7 +234,7 @@ class Dispatcher:
                     ),
                 )
             else:
-                self.pending[cmd.def_name].append(cmd)
+                self.queues.push(cmd, now_ms())
             return
         self._limits[cmd.def_name].in_flight += 1
         scope = trio.CancelScope()
@@ -237,20 +242,22 @@ class Dispatcher:
         self.stats["dispatched"] += 1
         self._nursery.start_soon(self._run_one, cmd, handler, mock, scope)
 
-    def poll(self, task_name: str, count: int = 1) -> list[DispatchTask]:
-        """Hand out up to `count` pending tasks of `task_name`, within its limits.
+    def poll(self, task_name: str, count: int = 1, domain: str | None = None) -> list[DispatchTask]:
+        """Hand out up to `count` pending tasks of `task_name` queued in `domain`, within
+        its limits.
 
         A polled task counts against `concurrentExecLimit` until `ended()` hears
         of it; every task handed out counts against `rateLimitPerFrequency`.
         """
-        queue = self.pending.get(task_name)
+        name = queue_name(task_name, domain)
+        queue = self.pending.get(name)
         handed: list[DispatchTask] = []
         if not queue:
             return handed
         limits = self._limits[task_name]
         at_ms = now_ms()
         while queue and len(handed) < count and limits.admits(queue[0].taskdef, at_ms):
-            cmd = queue.popleft()
+            cmd = self.queues.pop(name)
             limits.in_flight += 1
             self._polled[cmd.task_id] = task_name
             handed.append(cmd)
@@ -270,10 +277,7 @@ class Dispatcher:
         if scope is not None:
             scope.cancel()
         self.ended((task_id,))
-        for queue in self.pending.values():
-            for cmd in list(queue):
-                if cmd.task_id == task_id:
-                    queue.remove(cmd)
+        self.queues.remove((task_id,))
 
     async def _run_one(
         self,

@@ -259,8 +259,17 @@ class EngineService:
         task = wf.task_by_id(task_id)
         if task is None:
             raise NotFound(f"No such task: {task_id} in workflow {workflow_id}")
-        if task.status.terminal:
-            raise Conflict(f"Task {task_id} is already {task.status.value}")
+        queues = self.engine.dispatcher.queues
+        if task.status.terminal or wf.status.terminal:
+            # WorkflowExecutor.updateTask: a late result is acknowledged (200) and
+            # dropped, and the task leaves its queue; nothing is recorded twice.
+            queues.remove((task_id,))
+            return
+        if result.get("extendLease"):
+            await self.engine.submit(
+                Op(workflow_id, ev.TaskLeaseExtended(at_ms=now_ms(), task_id=task_id))
+            )
+            return
         logs = tuple(
             str(entry.get("log", ""))
             for entry in result.get("logs") or []
@@ -281,6 +290,8 @@ class EngineService:
                 ),
             )
         )
+        if task.status.terminal:
+            queues.remove((task_id,))  # a polled copy queued again after a restart
 
     async def complete_task_by_ref(
         self, workflow_id: str, task_ref: str, status: str, output: JsonDict, worker_id: str | None
