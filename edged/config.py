@@ -36,6 +36,14 @@ Example (every key optional)::
       env_allowlist: [HOSTNAME]       # ${NAME} may read these environment variables
     log_format: logfmt                # or json
     shutdown_grace_s: 10              # SIGTERM: time for work in flight (< TimeoutStopSec)
+    streams:                          # live event streams (SSE)
+      buffer_events: 1024             # per client; a client further behind is cut off
+      max_clients: 64                 # 503 beyond
+      keepalive_s: 15
+    api:                              # HTTP limits: 413 / 431 / 503 beyond them
+      max_body_bytes: 1048576
+      max_header_bytes: 16384
+      max_connections: 128
 """
 
 from __future__ import annotations
@@ -50,9 +58,13 @@ from typing import Any
 
 import yaml
 
+from edged.adapters_registry import BUILTIN_ADAPTERS
 from edged.errors import ConfigError
 
 DEFAULT_PORT = 8080
+# A bearer token guarding a non-loopback listener is the only thing between the
+# LAN and the API: refuse ones short enough to guess.
+MIN_REMOTE_TOKEN_CHARS = 16
 
 _KEYS = {
     "data_dir": str,
@@ -67,7 +79,11 @@ _KEYS = {
     "log_format": str,
     "log_level": str,
     "shutdown_grace_s": int,
+    "api": dict,
+    "streams": dict,
 }
+# one top-level section per built-in adapter (`mqtt:`...): kept raw, the adapter checks it
+_KEYS.update({name: dict for name in BUILTIN_ADAPTERS})
 _PYTHON_KEYS = {"paths": list, "modules": list, "max_threads": int}
 _JOURNAL_KEYS = {
     "retention_max_age_s": int,
@@ -76,6 +92,19 @@ _JOURNAL_KEYS = {
     "max_size_bytes": int,
 }
 _EXPR_KEYS = {"env_allowlist": list}
+# live event streams (edged.api.streams): per-client buffer, clients, keep-alive
+_STREAM_RANGES = {
+    "buffer_events": (1, 1_000_000),
+    "max_clients": (1, 10_000),
+    "keepalive_s": (1, 3600),
+}
+_API_KEYS = {"max_body_bytes": int, "max_header_bytes": int, "max_connections": int}
+# bounds of the api section: below the minimum not even Conductor's own requests fit
+_API_RANGES = {
+    "max_body_bytes": (1024, 256 * 1024 * 1024),
+    "max_header_bytes": (1024, 1024 * 1024),
+    "max_connections": (1, 65_536),
+}
 
 
 @dataclass(slots=True)
@@ -100,7 +129,13 @@ class Config:
     log_format: str = "logfmt"
     log_level: str = "INFO"
     shutdown_grace_s: int = 10  # systemd/edged.service gives TimeoutStopSec=30
+    # HTTP limits (api: section); None keeps edged.api.wire.HttpLimits' default
+    api_limits: dict[str, int] = field(default_factory=dict)
+    # live streams (streams: section): buffer_events, max_clients, keepalive_s
+    streams: dict[str, int] = field(default_factory=dict)
     source: str = "embedded defaults"
+    # adapter name -> its raw config section; present = the daemon starts that adapter
+    adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def journal_path(self) -> Path:
@@ -189,6 +224,18 @@ def load_config(
     _check("journal.", journal, _JOURNAL_KEYS)
     expressions = raw.get("expressions") or {}
     _check("expressions.", expressions, _EXPR_KEYS)
+    streams = raw.get("streams") or {}
+    _check("streams.", streams, dict.fromkeys(_STREAM_RANGES, int))
+    for key, value in streams.items():
+        low, high = _STREAM_RANGES[key]
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"streams.{key}: {value} is out of range {low}..{high}")
+    api = raw.get("api") or {}
+    _check("api.", api, _API_KEYS)
+    for key, value in api.items():
+        low, high = _API_RANGES[key]
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"api.{key}: {value} is out of range {low}..{high}")
     base = Path(path).parent if path else Path.cwd()
 
     def rel(p: str) -> Path:
@@ -223,17 +270,31 @@ def load_config(
     )
     cfg.max_size_bytes = journal.get("max_size_bytes")
     cfg.env_allowlist = [str(n) for n in expressions.get("env_allowlist") or []]
+    for name in BUILTIN_ADAPTERS:
+        if name in raw:
+            cfg.adapters[name] = dict(raw[name] or {})
     cfg.log_format = raw.get("log_format") or "logfmt"
     if cfg.log_format not in ("logfmt", "json"):
         raise ConfigError(f"log_format: expected 'logfmt' or 'json', got {cfg.log_format!r}")
     cfg.log_level = str(raw.get("log_level") or "INFO").upper()
     cfg.shutdown_grace_s = raw.get("shutdown_grace_s", cfg.shutdown_grace_s)
+    cfg.api_limits = {k: v for k, v in api.items() if v is not None}
+    cfg.streams = {k: v for k, v in streams.items() if v is not None}
     if not 0 <= cfg.shutdown_grace_s <= 3600:
         raise ConfigError(f"shutdown_grace_s: {cfg.shutdown_grace_s} is out of range 0..3600")
     if not is_loopback(cfg.host) and not cfg.auth_token:
         raise ConfigError(
             f"listen: {cfg.host} is not loopback; set auth_token to serve beyond this machine"
         )
+    if cfg.auth_token is not None:
+        token = cfg.auth_token
+        if token != token.strip() or any(c.isspace() or not c.isprintable() for c in token):
+            raise ConfigError("auth_token: must not contain spaces or control characters")
+        if not is_loopback(cfg.host) and len(token) < MIN_REMOTE_TOKEN_CHARS:
+            raise ConfigError(
+                f"auth_token: {len(token)} characters is too short to serve beyond this machine"
+                f" (at least {MIN_REMOTE_TOKEN_CHARS}; e.g. `openssl rand -hex 24`)"
+            )
     return cfg
 
 

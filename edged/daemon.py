@@ -22,13 +22,16 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
 
 from edged import __version__
 from edged.api.conductor import conductor_routes
-from edged.api.http import App, serve_http
+from edged.api.http import App, HttpLimits, serve_http
+from edged.api.metrics_api import add_metrics_routes, gate_while_starting
+from edged.api.streams import add_stream_routes
 from edged.config import Config, check_data_dir
 from edged.defs import Definitions, load_paths
 from edged.errors import ConfigError
@@ -40,36 +43,53 @@ from edged.runtime.engine import Engine, EngineSettings
 from edged.runtime.registry import DefinitionRegistry
 from edged.runtime.service import EngineService
 from edged.runtime.sinks import ConductorSink
+from edged.runtime.telemetry import Telemetry
 from edged.runtime.timers import now_ms
 from edged.sd_notify import run_watchdog, sd_notify
 
 log = logging.getLogger("edged")
 
 
+def _logfmt_value(value: object) -> str:
+    text = str(value)
+    if text and not any(c in text for c in ' "=\\\n') and text.isprintable():
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 class _LogfmtFormatter(logging.Formatter):
+    """`ts=... level=... logger=... msg="..." key=value...`; `extra={"fields": {...}}` adds keys."""
+
     def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage().replace('"', '\\"')
-        line = f'ts={self.formatTime(record, "%Y-%m-%dT%H:%M:%S")} level={record.levelname.lower()} logger={record.name} msg="{msg}"'
+        line = (
+            f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} level={record.levelname.lower()}"
+            f" logger={record.name} msg={_logfmt_value(record.getMessage())}"
+        )
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line += "".join(f" {k}={_logfmt_value(v)}" for k, v in fields.items())
         if record.exc_info:
-            line += (
-                ' exc="'
-                + self.formatException(record.exc_info).replace("\n", "\\n").replace('"', '\\"')
-                + '"'
-            )
+            line += " exc=" + _logfmt_value(self.formatException(record.exc_info))
         return line
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per line; `extra={"fields": {...}}` adds keys beside ts/level/logger/msg."""
+
     def format(self, record: logging.LogRecord) -> str:
-        doc = {
+        doc: dict[str, Any] = {
             "ts": record.created,
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                doc.setdefault(str(key), value)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc)
+        return json.dumps(doc, default=str)
 
 
 def setup_logging(fmt: str = "logfmt", level: str = "INFO") -> None:
@@ -140,6 +160,25 @@ def build_engine(
     return engine
 
 
+def configure_adapters(cfg: Config, defs: Definitions) -> list[Any]:
+    """The adapters whose config section is present, configured (no I/O yet).
+
+    An adapter module exposes `configure(section, cfg, defs)` returning an object with
+    `attach(engine)` (register sinks/task types; called before recovery) and
+    `async run(task_status=...)` (started in the daemon's nursery after recovery).
+    """
+    from edged.adapters_registry import load_adapter
+
+    out = []
+    for name, section in cfg.adapters.items():
+        try:
+            module = load_adapter(name)
+        except ImportError as exc:
+            raise ConfigError(f"{name}: adapter not available: {exc}") from exc
+        out.append(module.configure(section, cfg, defs))
+    return out
+
+
 def tune_gc() -> None:
     """Cheaper garbage collection for a long-running engine; call once, after start-up.
 
@@ -189,6 +228,7 @@ async def run_daemon(
     import_handlers(cfg)
     bindings = build_bindings(cfg)  # kinds checked, programs allowed: before the journal
     file_defs = load_definitions(cfg)
+    adapters = configure_adapters(cfg, file_defs)  # config faults stop us before the journal
     check_data_dir(cfg)
     # a port already taken must stop the start before the journal is touched
     probe = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET)
@@ -214,13 +254,26 @@ async def run_daemon(
                 install_definitions(registry, file_defs)
                 engine = build_engine(journal, registry, cfg, bindings=bindings)
                 service = EngineService(engine)
-                app = App(conductor_routes(service), auth_token=cfg.auth_token)
+                router = conductor_routes(service)
+                telemetry = Telemetry(engine)  # /metrics, probes, execution-end logs
+                add_metrics_routes(router, telemetry)
+                add_stream_routes(router, engine, **cfg.streams)  # SSE: /api/events...
+                app = App(gate_while_starting(router, telemetry), auth_token=cfg.auth_token)
+                telemetry.http_stats = app.statistics
+                engine.listeners.append(telemetry.on_commit)
+                for adapter in adapters:
+                    adapter.attach(engine)  # sinks and task types, before recovery replays
                 async with trio.open_nursery() as nursery:
+                    # listening before recovery: probes see "live, not ready" (503) meanwhile
+                    serve = partial(serve_http, limits=HttpLimits(**cfg.api_limits))
+                    host, port = await nursery.start(serve, app, cfg.host, cfg.port)
                     sd_notify("STATUS=recovering unfinished executions")
                     await nursery.start(engine.run)
+                    for adapter in adapters:
+                        await nursery.start(adapter.run)
                     sd_notify(f"STATUS=recovered {len(engine.live)} unfinished executions")
                     tune_gc()
-                    host, port = await nursery.start(serve_http, app, cfg.host, cfg.port)
+                    telemetry.phase = "ready"
                     nursery.start_soon(_retention, engine)
                     log.info(
                         "edged %s ready on http://%s:%d (data %s, %d definitions, %d unfinished executions, %.0f ms)",
@@ -231,16 +284,31 @@ async def run_daemon(
                         len(registry.all_workflows()),
                         len(engine.live),
                         (time.perf_counter() - started) * 1000,
+                        extra={
+                            "fields": {
+                                "event": "ready",
+                                "version": __version__,
+                                "listen": f"{host}:{port}",
+                                "unfinished": len(engine.live),
+                                "startup_ms": round((time.perf_counter() - started) * 1000),
+                            }
+                        },
                     )
                     sd_notify(f"READY=1\nSTATUS=serving on {host}:{port}")
                     task_status.started((host, port))
                     async for signum in signals:
-                        log.info("received %s; stopping", signal.Signals(signum).name)
+                        name = signal.Signals(signum).name
+                        log.info(
+                            "received %s; stopping",
+                            name,
+                            extra={"fields": {"event": "stopping", "signal": name}},
+                        )
                         break
                     sd_notify(
                         f"STOPPING=1\nSTATUS=stopping: up to {grace_s:g} s for work in flight"
                     )
                     engine.accepting = False
+                    telemetry.phase = "stopping"
                     with trio.move_on_after(grace_s):
                         # let running handlers finish and their results reach the journal
                         while engine.dispatcher.in_flight() or engine.busy():  # noqa: ASYNC110 - polls two sources

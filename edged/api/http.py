@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -53,6 +54,9 @@ Handler = Callable[[Request], Awaitable[AnyResponse]]
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_BACKOFF_S = 0.1
 
+# Served without the bearer token (GET/HEAD only).
+_OPEN_PATHS = frozenset({"/health", "/health/live"})
+
 
 @dataclass(slots=True)
 class HttpStatistics:
@@ -65,15 +69,19 @@ class HttpStatistics:
     rejected_requests: int = 0
     unauthorized: int = 0
     app_errors: int = 0
+    responses: dict[int, int] = field(default_factory=dict)  # status code -> responses sent
 
 
 @dataclass(slots=True)
 class App:
     """What the server serves: a request handler and an optional bearer token.
 
-    When ``auth_token`` is set, every request except ``GET``/``HEAD /health``
-    must carry ``Authorization: Bearer <token>`` (or Orkes' ``X-Authorization:
-    <token>``); others get a 401 JSON error.
+    When ``auth_token`` is set, every request except ``GET``/``HEAD`` of
+    ``/health`` and ``/health/live`` (probes that reveal no more than a TCP
+    connect does; see ``edged.api.metrics_api``) must carry ``Authorization:
+    Bearer <token>`` (or Orkes' ``X-Authorization: <token>``); others get a
+    401 JSON error with ``WWW-Authenticate``.  Tokens are compared in constant
+    time.
     """
 
     handler: Handler
@@ -81,12 +89,12 @@ class App:
     stats: HttpStatistics = field(default_factory=HttpStatistics)
 
     def statistics(self) -> HttpStatistics:
-        return replace(self.stats)
+        return replace(self.stats, responses=dict(self.stats.responses))
 
     def is_authorized(self, request: Request) -> bool:
         if self.auth_token is None:
             return True
-        if request.path == "/health" and request.method in ("GET", "HEAD"):
+        if request.path in _OPEN_PATHS and request.method in ("GET", "HEAD"):
             return True
         expected = self.auth_token.encode()
         supplied = request.header("authorization")
@@ -193,14 +201,32 @@ class _Server:
                     request = await wire.receive_request(client)
                     if request is None:
                         break
-                    self.app.stats.requests += 1
+                    stats = self.app.stats
+                    stats.requests += 1
+                    started = time.perf_counter()
                     response = await self.respond(request)
+                    status = response.status
+                    stats.responses[status] = stats.responses.get(status, 0) + 1
+                    if log.isEnabledFor(logging.DEBUG):
+                        _log_request(request, status, started)
                     if not await wire.send_response(request, response):
                         break
             if (timeout := wire.timed_out()) is not None:
                 raise timeout
         except Rejected as rejected:
-            self.app.stats.rejected_requests += 1
+            stats = self.app.stats
+            stats.rejected_requests += 1
+            stats.responses[rejected.status] = stats.responses.get(rejected.status, 0) + 1
+            log.info(
+                "request rejected",
+                extra={
+                    "fields": {
+                        "client": _client_text(client),
+                        "status": rejected.status,
+                        "reason": rejected.message,
+                    }
+                },
+            )
             await wire.reject(rejected)
         except PeerGone:
             pass
@@ -225,6 +251,26 @@ class _Server:
             self.app.stats.app_errors += 1
             log.exception("handler failed for %s %s", request.method, request.path)
             return error_response(500, "internal server error")
+
+
+def _client_text(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def _log_request(request: Request, status: int, started: float) -> None:
+    # Debug level: one line per request is too much for an SD card at info.
+    log.debug(
+        "request",
+        extra={
+            "fields": {
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "client": _client_text(request.client),
+            }
+        },
+    )
 
 
 def _peer_of(stream: trio.SocketStream) -> tuple[str, int] | None:

@@ -223,6 +223,7 @@ class Journal:
                 queue_depth=self._writer.queue_depth,
                 writer_alive=self._writer.alive,
                 last_failure=stats.last_failure,
+                commit_latency_counts=tuple(stats.commit_latency_counts),
             )
 
     async def _close(self) -> None:

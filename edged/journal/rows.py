@@ -178,3 +178,5 @@ class JournalStatistics:
     queue_depth: int  # requests waiting for the writer thread
     writer_alive: bool
     last_failure: str | None
+    # Transactions per latency bucket (bounds: writer.COMMIT_LATENCY_BOUNDS_MS, then +Inf)
+    commit_latency_counts: tuple[int, ...] = ()

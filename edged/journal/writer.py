@@ -39,6 +39,7 @@ the daemon is meant to exit and recover from the journal, not limp on.
 
 from __future__ import annotations
 
+import bisect
 import queue
 import sqlite3
 import threading
@@ -63,6 +64,7 @@ from edged.journal.rows import CommitResult, JournalSettings
 from edged.journal.schema import apply_size_limit
 
 __all__ = [
+    "COMMIT_LATENCY_BOUNDS_MS",
     "CallRequest",
     "CommitRequest",
     "Completion",
@@ -70,6 +72,12 @@ __all__ = [
     "WriterStats",
     "WriterThread",
 ]
+
+# Upper bounds (ms) of the commit-latency buckets kept in `WriterStats.commit_latency_counts`
+# (one more bucket for everything above); /metrics exposes them as a histogram.
+COMMIT_LATENCY_BOUNDS_MS: tuple[float, ...] = (
+    0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+)  # fmt: skip
 
 # Pages handed back to the OS after a prune that removed a full chunk or more (~8 MB).
 _VACUUM_PAGES_AFTER_PRUNE = 2_048
@@ -135,6 +143,9 @@ class WriterStats:
     history_dropped: int = 0
     last_failure: str | None = None
     group_sizes: dict[int, int] = field(default_factory=dict)  # bucket -> committed groups
+    commit_latency_counts: list[int] = field(
+        default_factory=lambda: [0] * (len(COMMIT_LATENCY_BOUNDS_MS) + 1)
+    )
 
 
 def _as_journal_error(exc: BaseException) -> JournalError:
@@ -227,6 +238,9 @@ class WriterThread:
             self.stats.last_commit_ms = elapsed_ms
             self.stats.total_commit_ms += elapsed_ms
             self.stats.max_commit_ms = max(self.stats.max_commit_ms, elapsed_ms)
+            self.stats.commit_latency_counts[
+                bisect.bisect_left(COMMIT_LATENCY_BOUNDS_MS, elapsed_ms)
+            ] += 1
         return result
 
     def _apply_group(self, group: list[CommitRequest]) -> list[CommitResult]:

@@ -176,6 +176,10 @@ class Engine:
         """Ops are queued or a batch is being applied/committed."""
         return bool(self._internal or self._external or self._processing)
 
+    def queue_depths(self) -> tuple[int, int]:
+        """(internal, external) ops waiting for the owner task (for /metrics)."""
+        return len(self._internal), len(self._external)
+
     def post(self, op: Op) -> None:
         """Queue an internal op (never blocks; the sources are bounded)."""
         self._internal.append(op)
@@ -555,10 +559,18 @@ class Engine:
             if wf.deferred and wf.status.value == "RUNNING":
                 self.post(Op(wf.workflow_id, ev.Continued(at_ms=now_ms())))
         if rows:
+            elapsed_ms = (time.perf_counter() - started) * 1000
             log.info(
                 "recovered %d unfinished executions in %.0f ms",
                 len(rows),
-                (time.perf_counter() - started) * 1000,
+                elapsed_ms,
+                extra={
+                    "fields": {
+                        "event": "recovered",
+                        "executions": len(rows),
+                        "duration_ms": round(elapsed_ms),
+                    }
+                },
             )
 
     async def _load(self, workflow_id: str) -> Workflow | None:
