@@ -1,0 +1,165 @@
+"""MQTT_REQUEST and WAIT-by-message in a real ``edged run`` with a real Mosquitto and the
+device emulator as a subprocess; hostile replies and messages never crash or block it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.integration.conftest import Daemon
+from tests.mqtt.conftest import Broker
+from tests.mqtt.mqtt_daemon import REPLY_ROOT, mqtt_daemon, needs_clients, pub, start_emulator
+
+pytestmark = needs_clients
+
+
+def request_flow(name: str, topic: str, payload: Any, timeout_s: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {
+                "name": "ask",
+                "taskReferenceName": "ask",
+                "type": "MQTT_REQUEST",
+                "inputParameters": {"topic": topic, "payload": payload, "timeout_s": timeout_s},
+            }
+        ],
+        "outputParameters": {"reply": "${ask.output.response}"},
+    }
+
+
+WAIT_FLOW = {
+    "name": "wait_ack",
+    "version": 1,
+    "schemaVersion": 2,
+    "tasks": [{"name": "ack", "taskReferenceName": "ack", "type": "WAIT"}],
+    "outputParameters": {"ack": "${ack.output}"},
+}
+
+ACK_HANDLER = {
+    "name": "device_acks",
+    "event": "mqtt:devices/+/ack",
+    "active": True,
+    "actions": [
+        {
+            "action": "complete_task",
+            "complete_task": {
+                "workflowId": "${workflowId}",
+                "taskRefName": "ack",
+                "output": {"temperature_c": "${temperature_c}"},
+            },
+        }
+    ],
+}
+
+NACK_HANDLER = {
+    "name": "device_nacks",
+    "event": "mqtt:devices/+/nack",
+    "condition": "$.severity == 'fatal'",
+    "actions": [
+        {
+            "action": "fail_task",
+            "fail_task": {"workflowId": "${workflowId}", "taskRefName": "ack", "output": {}},
+        }
+    ],
+}
+
+
+def start(daemon: Daemon, name: str) -> str:
+    resp = daemon.start_workflow(name, {})
+    assert resp.status_code == 200, resp.text
+    return resp.text.strip().strip('"')  # Conductor answers the id as text
+
+
+def wait_status(daemon: Daemon, wid: str, timeout_s: float = 15.0) -> dict[str, Any]:
+    return daemon.wait_ended([wid], timeout_s=timeout_s)[wid]
+
+
+def test_mqtt_request_reply_timeout_and_hostile_replies(tmp_path: Path, broker: Broker) -> None:
+    daemon = mqtt_daemon(
+        tmp_path,
+        broker,
+        request_flow("ping", "devices/freezer-1/cmd", {"cmd": "ping"}, 5),
+        request_flow("setpoint", "devices/freezer-1/cmd", {"cmd": "set_setpoint", "value": -20}, 5),
+        request_flow("nobody", "devices/nobody/cmd", {"cmd": "ping"}, 0.5),
+        request_flow("bad", "devices/+/cmd", {}, 1),
+        taskdefs=[
+            {"name": "ask", "retryCount": 0, "timeoutSeconds": 30, "responseTimeoutSeconds": 30}
+        ],
+    )
+    daemon.start()
+    try:
+        with start_emulator(broker):
+            # hostile traffic on the reply topics first: it must not block what follows
+            pub(broker, f"{REPLY_ROOT}/x", b"\xff\x00 no correlation")
+            pub(broker, f"{REPLY_ROOT}/x", b"{}", ("correlation-data", "nobody:0"))
+            pub(broker, f"{REPLY_ROOT}/x", b"[" * 5000, ("correlation-data", "\xff"))
+            done = wait_status(daemon, start(daemon, "ping"))
+            assert done["status"] == "COMPLETED", done
+            (task,) = done["tasks"]
+            assert task["outputData"]["response"]["ok"] is True
+            assert task["outputData"]["response"]["cmd"] == "ping"
+            assert task["outputData"]["correlation"] == f"{task['taskId']}:0"
+            done = wait_status(daemon, start(daemon, "setpoint"))
+            assert done["output"]["reply"] == {
+                "cmd": "set_setpoint",
+                "ok": True,
+                "setpoint_c": -20.0,
+            }
+
+        # nobody answers: FAILED with the reason; a late reply completes nothing
+        wid = start(daemon, "nobody")
+        failed = wait_status(daemon, wid)
+        assert failed["status"] == "FAILED"
+        (task,) = failed["tasks"]
+        assert "no reply" in task["reasonForIncompletion"]
+        pub(
+            broker,
+            f"{REPLY_ROOT}/{task['taskId']}",
+            b'{"late": true}',
+            ("correlation-data", f"{task['taskId']}:0"),
+        )
+        # a wildcard request topic is refused with the reason, not sent
+        bad = wait_status(daemon, start(daemon, "bad"))
+        assert bad["status"] == "FAILED"
+        assert "topic" in bad["tasks"][0]["reasonForIncompletion"]
+        time.sleep(0.3)
+        assert daemon.workflow(wid)["status"] == "FAILED"
+        with httpx.Client(base_url=daemon.url, timeout=5) as http:
+            assert http.get("/health").status_code == 200
+    finally:
+        daemon.kill()
+
+
+def test_wait_completed_and_failed_by_messages(tmp_path: Path, broker: Broker) -> None:
+    daemon = mqtt_daemon(tmp_path, broker, WAIT_FLOW, ACK_HANDLER, NACK_HANDLER)
+    daemon.start()
+    try:
+        wid = start(daemon, "wait_ack")
+        other = start(daemon, "wait_ack")
+        deadline = time.monotonic() + 15
+        # until the daemon's subscription is granted a message may go nowhere: publish again
+        # (complete_task on a task that already ended changes nothing)
+        while daemon.workflow(wid)["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "WAIT never completed by the message"
+            pub(broker, "devices/f1/ack", b"\x00 not json")  # dead-lettered, never blocks
+            pub(broker, "devices/f1/ack", b"[1, 2]")
+            pub(broker, "devices/f1/ack", f'{{"workflowId": "{wid}", "temperature_c": -3.5}}')
+            time.sleep(0.2)
+        done = wait_status(daemon, wid)
+        assert done["status"] == "COMPLETED"
+        assert done["output"]["ack"] == {"temperature_c": -3.5}
+        assert daemon.workflow(other)["status"] == "RUNNING"  # only the named execution
+        # the condition filters: a warning does not fail it, a fatal one does
+        pub(broker, "devices/f1/nack", f'{{"workflowId": "{other}", "severity": "warning"}}')
+        time.sleep(0.5)
+        assert daemon.workflow(other)["status"] == "RUNNING"
+        pub(broker, "devices/f1/nack", f'{{"workflowId": "{other}", "severity": "fatal"}}')
+        assert wait_status(daemon, other)["status"] == "FAILED"
+    finally:
+        daemon.kill()
