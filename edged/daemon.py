@@ -32,6 +32,7 @@ from edged.api.conductor import conductor_routes
 from edged.api.http import App, HttpLimits, serve_http
 from edged.api.metrics_api import add_metrics_routes, gate_while_starting
 from edged.api.streams import add_stream_routes
+from edged.api.tasks_api import add_task_routes
 from edged.config import Config, check_data_dir
 from edged.defs import Definitions, load_paths
 from edged.errors import ConfigError
@@ -45,6 +46,7 @@ from edged.runtime.service import EngineService
 from edged.runtime.sinks import ConductorSink
 from edged.runtime.telemetry import Telemetry
 from edged.runtime.timers import now_ms
+from edged.runtime.worker_service import WorkerService
 from edged.sd_notify import run_watchdog, sd_notify
 
 log = logging.getLogger("edged")
@@ -258,6 +260,7 @@ async def run_daemon(
                 telemetry = Telemetry(engine)  # /metrics, probes, execution-end logs
                 add_metrics_routes(router, telemetry)
                 add_stream_routes(router, engine, **cfg.streams)  # SSE: /api/events...
+                add_task_routes(router, service, WorkerService(engine))  # worker protocol
                 app = App(gate_while_starting(router, telemetry), auth_token=cfg.auth_token)
                 telemetry.http_stats = app.statistics
                 engine.listeners.append(telemetry.on_commit)
