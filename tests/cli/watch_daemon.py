@@ -1,0 +1,92 @@
+"""A real `edged run` for the CLI and stream tests (tests/cli, tests/api/test_streams.py).
+
+Reuses tests/integration's `Daemon` (loaded under its own module name, so the
+conftest files never shadow each other) with the handlers of
+`watch_handlers.py` and the definitions in `WORKFLOWS`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load_integration() -> Any:
+    name = "edged_it_daemon"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, HERE.parent / "integration" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+it = _load_integration()
+Daemon = it.Daemon
+
+
+def talk(ref: str, lines: list[str] | None = None, ms: int | str = 0) -> dict[str, Any]:
+    return {
+        "name": "cli_talk",
+        "taskReferenceName": ref,
+        "type": "SIMPLE",
+        "inputParameters": {"lines": lines or [], "ms": ms},
+    }
+
+
+WORKFLOWS: list[dict[str, Any]] = [
+    {
+        "name": "talker",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            talk("first", ["hello from first", "second line"]),
+            talk("second", ["${workflow.input.word}"], "${workflow.input.ms}"),
+        ],
+    },
+    {
+        "name": "failer",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            talk("before", ["about to fail"]),
+            {
+                "name": "cli_fail",
+                "taskReferenceName": "boom",
+                "type": "SIMPLE",
+                "inputParameters": {"reason": "${workflow.input.reason}"},
+            },
+        ],
+    },
+    {
+        "name": "waiter",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {"name": "wait", "taskReferenceName": "gate", "type": "WAIT"},
+            talk("after", ["${gate.output.note}"]),
+        ],
+    },
+]
+
+
+def make_daemon(tmp_path: Path, **config: Any) -> Any:
+    data = tmp_path / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    d = Daemon(
+        data_dir=data,
+        defs_dir=it.write_defs(tmp_path / "defs", *WORKFLOWS),
+        config=it.handler_config(
+            tmp_path / "edged.yaml",
+            python={"paths": [str(HERE)], "modules": ["watch_handlers"]},
+            **config,
+        ),
+    )
+    d.start()
+    return d
