@@ -541,7 +541,8 @@ class MqttClient:
         )
         self._received += 1
         evicted = self._inbox.put(message)
-        if evicted is not None:
+        dropped = self._inbox.dropped
+        if evicted is not None and dropped & (dropped - 1) == 0:  # 1, 2, 4...: no log flood
             log.warning(
                 "mqtt message_dropped reason=buffer_full subscription=%s topic=%s dropped=%d",
                 evicted.subscription,

@@ -25,7 +25,7 @@ of every subscription whose filter matches its topic, in arrival order:
   publishes go through the outbox (``MQTT_PUBLISH`` tasks, ``EVENT`` with an ``mqtt:`` sink).
 - ``engine`` is the Engine; ``client`` the MqttClient (statistics, wait_connected).
 - ``dead_letter(message, reason)``: count, log, publish a JSON description to the
-  dead-letter topic (best effort, QoS 0) and remember the last few.
+  dead-letter topic (best effort, QoS 1) and remember the last few.
 
 Subscriptions may be added before or after ``run`` starts (later ones subscribe at once).
 """
@@ -120,13 +120,25 @@ class MqttService:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._running = True
+                granted = trio.Semaphore(0)
+
+                async def subscribe(sub: _Subscription) -> None:
+                    await client.subscribe(sub.topic_filter, sub.qos)
+                    granted.release()
+
                 for sub in self._subs:
-                    nursery.start_soon(client.subscribe, sub.topic_filter, sub.qos)
+                    nursery.start_soon(subscribe, sub)
                 nursery.start_soon(self._route_loop, client)
                 nursery.start_soon(self.outbox.run, client)
                 for hook in self._run_hooks:
                     nursery.start_soon(hook, self)
                 self._ready.set()
+                # Ready once the broker granted every subscription (messages published
+                # before that would miss a fresh session), but never wait on a broker
+                # that is down: the client keeps trying and subscribes when it is back.
+                with trio.move_on_after(self.options.settings.connect_timeout_s):
+                    for _ in self._subs:
+                        await granted.acquire()
                 s = self.options.settings
                 log.info(
                     "mqtt adapter started broker=%s:%d client_id=%s subscriptions=%d",
@@ -182,7 +194,8 @@ class MqttService:
             "reason": reason[:1000],
             "receivedAtMs": message.received_at_ms,
             "size": len(message.payload),
-            "payloadBase64": base64.b64encode(message.payload[:4096]).decode("ascii"),
+            # the first bytes only: the description must stay far below max_payload_bytes
+            "payloadBase64": base64.b64encode(message.payload[:512]).decode("ascii"),
         }
         self.recent_dead_letters.append(doc)
         topic = self.options.dead_letter_topic
@@ -194,7 +207,7 @@ class MqttService:
         assert self.client is not None
         with trio.move_on_after(10):
             try:
-                await self.client.publish(topic, data, 0)
+                await self.client.publish(topic, data, 1)
             except Exception as exc:  # best effort: a dead letter must not take us down
                 log.debug("mqtt dead_letter publish failed: %s", exc)
 
