@@ -520,6 +520,11 @@ class Engine:
         prefix = command.sink.split(":", 1)[0]
         sink = self.sinks.get(prefix)
         follow: list[Op] = []
+        if sink is not None and hasattr(sink, "accept"):
+            # a delivering sink (e.g. MQTT): it queues the command and posts the ack op
+            # itself once the message is delivered, so the row survives until then
+            sink.accept(command, outbox_id)
+            return
         if sink is None:
             log.warning("EVENT task %s: no sink %r; event dropped", command.task_id, command.sink)
         else:
