@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from edged.config import Config
 
 BindingFactory = Callable[[str, Any, "BindingContext"], Handler]
+SettingsCheck = Callable[[Mapping[str, Any]], None]  # raises ConfigError("executors.KIND...")
 
 # Imported before bindings are built: they register kinds and type executors.
 # Static names so a frozen (PyInstaller) build finds them.
@@ -79,13 +80,18 @@ class BindingContext:
 class ExecutorRegistry:
     def __init__(self) -> None:
         self._kinds: dict[str, BindingFactory] = {}
+        self._checks: dict[str, SettingsCheck] = {}
         self._types: dict[str, Handler] = {}
 
-    def register_kind(self, kind: str, factory: BindingFactory) -> None:
+    def register_kind(
+        self, kind: str, factory: BindingFactory, check_settings: SettingsCheck | None = None
+    ) -> None:
         old = self._kinds.get(kind)
         if old is not None and old is not factory:
             raise ConfigError(f"binding kind {kind!r} is registered twice")
         self._kinds[kind] = factory
+        if check_settings is not None:
+            self._checks[kind] = check_settings
 
     def register_type(self, task_type: str, handler: Handler) -> None:
         old = self._types.get(task_type)
@@ -116,6 +122,9 @@ class ExecutorRegistry:
                 )
             if section is not None and not isinstance(section, dict):
                 raise ConfigError(f"executors.{kind}: expected a mapping")
+            check = self._checks.get(kind)
+            if check is not None:
+                check(section or {})  # checked even when no binding uses the kind
         handlers: dict[str, Handler] = {}
         for name, binding in bindings.items():
             if not isinstance(binding, dict) or len(binding) != 1:
@@ -141,9 +150,14 @@ class ExecutorRegistry:
 default_executors = ExecutorRegistry()
 
 
-def register_binding_kind(kind: str, factory: BindingFactory) -> None:
-    """Register a binding kind (`bindings: NAME: {kind: spec}`) in the default registry."""
-    default_executors.register_kind(kind, factory)
+def register_binding_kind(
+    kind: str, factory: BindingFactory, check_settings: SettingsCheck | None = None
+) -> None:
+    """Register a binding kind (`bindings: NAME: {kind: spec}`) in the default registry.
+
+    `check_settings(section)` validates the kind's `executors.KIND` config section.
+    """
+    default_executors.register_kind(kind, factory, check_settings)
 
 
 def register_type_executor(task_type: str, handler: Handler) -> None:
