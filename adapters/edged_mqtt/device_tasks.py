@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import partial
 from typing import Any
 
+from edged.core.events import TaskLogged
 from edged.handlers import Handler, TaskContext, TaskFailed
 from edged.runtime.bindings import BindingContext, register_binding_kind, register_type_executor
+from edged.runtime.engine import Op
+from edged.runtime.timers import now_ms
 from edged_mqtt.event_waits import EventWaits, handler_filters
 from edged_mqtt.keptn_binding import (
     KeptnSpec,
@@ -64,6 +68,15 @@ class MqttTasks:
         for topic_filter, event in handler_filters(engine.registry.event_handlers).items():
             waits = self.event_waits[event] = EventWaits(engine, event)
             self.service.subscribe(topic_filter, 1, waits, event)
+
+    def live_log(self, ctx: TaskContext, line: str) -> None:
+        """A task log line journaled now (progress shows while the task runs)."""
+        engine = self.service.engine
+        if engine is None:
+            ctx.log(line)
+            return
+        event = TaskLogged(at_ms=now_ms(), task_id=ctx.task_id, logs=(line[:4096],))
+        engine.post(Op(ctx.workflow_id, event))
 
     def statistics(self) -> dict[str, Any]:
         return {
@@ -118,6 +131,7 @@ def keptn_kind(name: str, spec: Any, ctx: BindingContext) -> Handler:
             publish=tasks.service.publish,
             correlator=tasks.keptn,
             source=tasks.source,
+            log=partial(tasks.live_log, task_ctx),
         )
 
     return keptn_handler

@@ -33,6 +33,7 @@ dropped by CloudEvents id.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,8 +129,12 @@ async def run_keptn_task(
     publish: Any,
     correlator: Correlator,
     source: str,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Publish the triggered event and follow the lifecycle to its decision."""
+    """Publish the triggered event and follow the lifecycle to its decision. Lifecycle
+    lines go to ``log`` as they happen (the daemon journals them as task logs at once),
+    else to the task context (attached with the result)."""
+    log = log or ctx.log
     task = KeptnTask(
         task=spec.task,
         task_id=ctx.task_id,
@@ -152,7 +157,7 @@ async def run_keptn_task(
     limit = math.inf if spec.timeout_s is None else spec.timeout_s
     with correlator.open(task.triggered_id) as answers, trio.move_on_after(limit):
         await publish(spec.triggered_topic(), encode_structured(event), 1, False, props)
-        ctx.log(f"published {event.type} id {event.id} to {spec.triggered_topic()}")
+        log(f"published {event.type} id {event.id} to {spec.triggered_topic()}")
         while True:
             deadline = task.deadline_ms
             wait_s = math.inf if deadline is None else max(0.0, (deadline - now_ms()) / 1000)
@@ -164,7 +169,7 @@ async def run_keptn_task(
                 else task.on_event(answer, now_ms())
             )
             for line in outcome.log:
-                ctx.log(line)
+                log(line)
             if outcome.status == "COMPLETED":
                 return outcome.output
             if outcome.status is not None:

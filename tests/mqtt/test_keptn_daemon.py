@@ -89,11 +89,12 @@ async def test_python_workers_keptn_rule_timeout_and_malformed(
     tmp_path: Path, broker: Broker
 ) -> None:
     calls: list[str] = []
+    release = trio.Event()
 
     async def slow_pass(data: dict[str, Any], event: CloudEvent, progress: Any) -> Any:
         calls.append(f"w1 {data['path']}")
         await progress("copying")
-        await trio.sleep(1.0)  # w2 starts meanwhile: the task waits for both
+        await release.wait()  # until the test saw the progress and w2 started
         return {"bytes": 42}
 
     def quick_warning(data: dict[str, Any], event: CloudEvent, progress: Any) -> Any:
@@ -117,7 +118,20 @@ async def test_python_workers_keptn_rule_timeout_and_malformed(
                     "keptn/backup/finished",
                     b'{"specversion":"1.0","id":"x","source":"s","type":"sh.keptn.event.backup.finished"}',
                 )
-                done = await ended(daemon, await start(daemon, "backup_flow"))
+                wid = await start(daemon, "backup_flow")
+                # progress is journaled while the task runs, and w2 (finished, warning) does
+                # not complete the task while w1 (started) has not finished: Keptn's rule
+                while True:
+                    tasks = (await in_thread(daemon.workflow, wid)).get("tasks", [])
+                    logs = await in_thread(task_logs, daemon, tasks[0]["taskId"]) if tasks else []
+                    if any("w1: copying" in line for line in logs) and any(
+                        "w2: finished warning" in line for line in logs
+                    ):
+                        break
+                    await trio.sleep(0.05)
+                assert (await in_thread(daemon.workflow, wid))["status"] == "RUNNING"
+                release.set()
+                done = await ended(daemon, wid)
                 assert done["status"] == "COMPLETED", done
                 (task,) = done["tasks"]
                 out = task["outputData"]
@@ -125,8 +139,6 @@ async def test_python_workers_keptn_rule_timeout_and_malformed(
                 assert set(out["workers"]) == {"keptn-worker/w1", "keptn-worker/w2"}
                 assert out["backup"] == {"bytes": 42}
                 assert "disk almost full" in out["message"]
-                logs = await in_thread(task_logs, daemon, task["taskId"])
-                assert any("copying" in line for line in logs), logs
                 assert sorted(calls) == ["w1 /srv", "w2"]
 
                 orphan = await ended(daemon, await start(daemon, "orphan_flow"))
