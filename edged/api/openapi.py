@@ -66,6 +66,7 @@ _BOOL = "boolean"
 _TEXT = ("text/plain", "string")
 _JSON_ANY = ("application/json", "object")
 _EMPTY = None
+_SSE = ("text/event-stream", "string")
 
 
 def _op(
@@ -229,6 +230,21 @@ OPERATIONS: list[tuple[str, str, JsonDict]] = [
         query=(q("returnStrategy", {"type": "string", "enum": ["TARGET_WORKFLOW"]}),),
         body="object", body_required=False, path_types=_STATUS_PATH,
         ok=("application/json", "Workflow")),
+    # -- observability (metrics_api.py)
+    _op("GET", "/metrics", "observability", "Prometheus metrics",
+        ok=("text/plain; version=0.0.4", "string")),
+    _op("GET", "/health/live", "observability", "Liveness: the event loop answers",
+        ok=("application/json", "object")),
+    _op("GET", "/health/ready", "observability", "Readiness: recovered, not stopping, journal writable",
+        ok=("application/json", "object"),
+        extra_responses={"503": {"description": "not ready (starting, stopping, journal: ...)"}}),
+    # -- Server-Sent Events (streams.py)
+    _op("GET", "/api/workflow/{workflowId}/events", "streams",
+        "One execution's history as Server-Sent Events, live until it ends",
+        query=(q("after", _EPOCH_MS), q("follow", _BOOL, default=True)),
+        ok=_SSE),
+    _op("GET", "/api/events", "streams", "Every execution's history as Server-Sent Events, live",
+        query=(q("name", minLength=1), q("after", _EPOCH_MS)), ok=_SSE),
     # -- this document
     _op("GET", "/api-docs", "docs", "This OpenAPI document"),
     _op("GET", "/openapi.json", "docs", "This OpenAPI document"),
