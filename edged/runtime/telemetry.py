@@ -135,7 +135,7 @@ class Telemetry:
         self.http_connections = r.gauge("edged_http_connections", "open HTTP connections")
         self.ready_gauge = r.gauge("edged_ready", "1 when /health/ready answers 200")
         r.collector(self.collect)
-        self._task_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._task_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     # -------------------------------------------------------------- readiness
 
@@ -183,19 +183,19 @@ class Telemetry:
 
     def _task_ended(self, wf: Workflow, task_id: Any, status: str) -> None:
         task = wf.task_by_id(task_id) if isinstance(task_id, str) else None
-        if task is None:
+        if task is None or not task.start_ms:
             return
-        task_type = conductor_task_type(task)
-        children = self._task_children.get((task_type, status))
+        key = (task.def_name, task.task_type, status)
+        children = self._task_children.get(key)
         if children is None:
+            task_type = conductor_task_type(task)
             children = (self.task_queue.labels(task_type), self.task_run.labels(task_type, status))
             if len(self._task_children) < 4096:
-                self._task_children[(task_type, status)] = children
-        queue, run = children
-        if task.scheduled_ms and task.start_ms:
-            queue.observe(max(0, task.start_ms - task.scheduled_ms) / 1000)
-        if task.start_ms and task.end_ms:
-            run.observe(max(0, task.end_ms - task.start_ms) / 1000)
+                self._task_children[key] = children
+        if task.scheduled_ms:
+            children[0].observe(max(0, task.start_ms - task.scheduled_ms) * 0.001)
+        if task.end_ms:
+            children[1].observe(max(0, task.end_ms - task.start_ms) * 0.001)
 
     # ------------------------------------------------------------- collector
 
