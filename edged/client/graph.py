@@ -46,7 +46,7 @@ _ITERATION = re.compile(r"__\d+$")
 class Node:
     id: str
     label: str
-    shape: str  # "task", "decision", "fork", "join", "loop", "sub", "terminal", "event"
+    shape: str  # "task", "decision", "fork", "join", "loop", "sub", "terminal", "stop"
     ref: str | None = None
     status: str | None = None
 
@@ -143,7 +143,7 @@ def _task(graph: Graph, task: dict[str, Any], ends: list[End]) -> list[End]:
             graph.edges.append((source, node.id, back or "repeat", True))
         members = [n.id for n in graph.nodes[first:]]
         if members:
-            graph.clusters.append((f"loop_{node.id}", f"loop {ref}", members))
+            graph.clusters.append((f"loop_{node.id}", f"DO_WHILE {ref}", members))
         return [(node.id, "done")]
     if kind == "SUB_WORKFLOW":
         param = task.get("subWorkflowParam")
@@ -154,7 +154,7 @@ def _task(graph: Graph, task: dict[str, Any], ends: list[End]) -> list[End]:
     elif kind == "JOIN":
         node = graph.node(f"{ref}\nJOIN", "join", ref)
     elif kind == "TERMINATE":
-        node = graph.node(f"{ref}\nTERMINATE", "terminal", ref)
+        node = graph.node(f"{ref}\nTERMINATE", "stop", ref)
         _join(graph, ends, node.id)
         return []
     elif kind in ("SIMPLE", "HTTP") or kind == name:
@@ -175,6 +175,7 @@ _DOT_SHAPES = {
     "loop": "hexagon",
     "sub": "box3d",
     "terminal": "ellipse",
+    "stop": "octagon",
 }
 
 
@@ -222,6 +223,7 @@ _MERMAID_SHAPES = {
     "loop": ("{{", "}}"),
     "sub": ("[[", "]]"),
     "terminal": ("([", "])"),
+    "stop": ("((", "))"),
 }
 
 

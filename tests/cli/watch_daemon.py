@@ -76,6 +76,63 @@ WORKFLOWS: list[dict[str, Any]] = [
 ]
 
 
+SHAPES: dict[str, Any] = {
+    "name": "shapes",
+    "version": 1,
+    "schemaVersion": 2,
+    "tasks": [
+        {
+            "name": "route",
+            "taskReferenceName": "route",
+            "type": "SWITCH",
+            "evaluatorType": "value-param",
+            "expression": "switchCaseValue",
+            "inputParameters": {"switchCaseValue": "${workflow.input.path}"},
+            "decisionCases": {
+                "left": [talk("left_talk", ["went left"])],
+                "right": [talk("right_talk")],
+                "stop": [
+                    {
+                        "name": "halt",
+                        "taskReferenceName": "halt",
+                        "type": "TERMINATE",
+                        "inputParameters": {"terminationStatus": "COMPLETED"},
+                    }
+                ],
+            },
+            "defaultCase": [],
+        },
+        {
+            "name": "fan",
+            "taskReferenceName": "fan",
+            "type": "FORK_JOIN",
+            "forkTasks": [[talk("a1"), talk("a2")], [talk("b1")]],
+        },
+        {
+            "name": "fan_join",
+            "taskReferenceName": "fan_join",
+            "type": "JOIN",
+            "joinOn": ["a2", "b1"],
+        },
+        {
+            "name": "loop",
+            "taskReferenceName": "loop",
+            "type": "DO_WHILE",
+            "loopCondition": "if ($.loop['iteration'] < 2) { true; } else { false; }",
+            "loopOver": [talk("step")],
+        },
+        {
+            "name": "child",
+            "taskReferenceName": "child",
+            "type": "SUB_WORKFLOW",
+            "subWorkflowParam": {"name": "talker", "version": 1},
+            "inputParameters": {"word": "from the parent", "ms": 0},
+        },
+    ],
+}
+WORKFLOWS.append(SHAPES)
+
+
 def make_daemon(tmp_path: Path, **config: Any) -> Any:
     data = tmp_path / "data"
     data.mkdir(parents=True, exist_ok=True)
