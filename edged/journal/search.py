@@ -64,6 +64,7 @@ FREE_TEXT_SCAN_ROWS: Final = 20_000
 # costs no more than a 256 KiB one.
 FREE_TEXT_MAX_CHARS: Final = 256 * 1024
 
+_CHUNK = 256  # rows read per statement during a free-text scan
 _COLUMNS_SQL = (
     "workflow_id, name, version, status, parent_id, correlation_id, idempotency_key,"
     " created_ms, updated_ms, ended_ms, doc"
@@ -153,8 +154,12 @@ def search_executions(conn: sqlite3.Connection, query: ExecutionQuery) -> Search
         conn.execute("BEGIN")  # the count and the page see one snapshot
         try:
             (total,) = conn.execute(f"SELECT COUNT(*) FROM executions{where}", params).fetchone()
+            # Sort and page over the narrow index columns only, then fetch the
+            # page's documents: sorting whole rows would drag every doc blob
+            # through the sorter (~3x slower at 100,000 executions).
             rows = conn.execute(
-                f"SELECT {_COLUMNS_SQL} FROM executions{where}{order} LIMIT ? OFFSET ?",
+                f"SELECT {_COLUMNS_SQL} FROM executions WHERE rowid IN"
+                f" (SELECT rowid FROM executions{where}{order} LIMIT ? OFFSET ?){order}",
                 [*params, query.size, query.start],
             ).fetchall()
         finally:
@@ -169,23 +174,39 @@ def _free_text_scan(
     terms = [t.lower() for t in query.free_text]
     # bytes.lower() folds ASCII only: a term with other letters skips the prefilter.
     needles = [t.encode("utf-8", "surrogatepass") if t.isascii() else None for t in terms]
-    cursor = conn.execute(
-        f"SELECT {_COLUMNS_SQL} FROM executions{where}{order} LIMIT ?",
-        [*params, FREE_TEXT_SCAN_ROWS + 1],
-    )
     page = SearchPage(0)
     end = query.start + query.size
-    for scanned, row in enumerate(cursor):
-        if scanned == FREE_TEXT_SCAN_ROWS:
+    conn.execute("BEGIN")  # the keys and the rows they name: one snapshot
+    try:
+        # Sort the narrow keys only, then read rows in chunks by rowid: sorting
+        # whole rows would push every document blob through the sorter.
+        keys = conn.execute(
+            f"SELECT rowid FROM executions{where}{order} LIMIT ?",
+            [*params, FREE_TEXT_SCAN_ROWS + 1],
+        ).fetchall()
+        if len(keys) > FREE_TEXT_SCAN_ROWS:
             page.truncated = True
-            break
-        doc = _matching_doc(row, terms, needles)
-        if doc is None:
-            continue
-        if query.start <= page.total_hits < end:
-            page.rows.append(_row(row, doc))
-        page.total_hits += 1
-    cursor.close()
+            del keys[FREE_TEXT_SCAN_ROWS:]
+        for chunk in range(0, len(keys), _CHUNK):
+            rowids = [k[0] for k in keys[chunk : chunk + _CHUNK]]
+            marks = ",".join("?" * len(rowids))
+            by_rowid = {
+                r[0]: r[1:]
+                for r in conn.execute(
+                    f"SELECT rowid, {_COLUMNS_SQL} FROM executions WHERE rowid IN ({marks})",
+                    rowids,
+                )
+            }
+            for rowid in rowids:
+                row = by_rowid[rowid]
+                doc = _matching_doc(row, terms, needles)
+                if doc is None:
+                    continue
+                if query.start <= page.total_hits < end:
+                    page.rows.append(_row(row, doc))
+                page.total_hits += 1
+    finally:
+        conn.execute("COMMIT")
     return page
 
 
