@@ -60,28 +60,34 @@ class SseParser:
     """Bytes in, events out (sans-I/O)."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of _buffer known to hold no line end
         self._data: list[str] = []
         self._event = ""
         self._id: str | None = None
         self.last_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        buffer = self._buffer + chunk
+        buffer = self._buffer
+        buffer += chunk
         events: list[SseEvent] = []
         start = 0
         while True:
-            cut = _line_end(buffer, start)
+            cut = _line_end(buffer, max(start, self._scanned))
             if cut is None:
-                self._buffer = buffer[start:]
-                if len(self._buffer) > _MAX_SSE_LINE_BYTES:
-                    raise ApiError(502, "event stream line too long")
-                return events
+                break
             end, skip = cut
-            event = self._line(buffer[start:end].decode("utf-8", errors="replace"))
+            event = self._line(bytes(buffer[start:end]).decode("utf-8", errors="replace"))
             start = end + skip
+            self._scanned = 0
             if event is not None:
                 events.append(event)
+        del buffer[:start]
+        # a lone CR at the very end may still be half of a CRLF: rescan it
+        self._scanned = max(0, len(buffer) - 1)
+        if len(buffer) > _MAX_SSE_LINE_BYTES:
+            raise ApiError(502, "event stream line too long")
+        return events
 
     def _line(self, line: str) -> SseEvent | None:
         if not line:
@@ -103,7 +109,7 @@ class SseParser:
         return None
 
 
-def _line_end(buffer: bytes, start: int) -> tuple[int, int] | None:
+def _line_end(buffer: bytearray, start: int) -> tuple[int, int] | None:
     """(index, terminator length) of the first line end from `start`; None if incomplete."""
     lf, cr = buffer.find(b"\n", start), buffer.find(b"\r", start)
     if cr == -1 or (lf != -1 and lf < cr):
