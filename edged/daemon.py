@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -52,11 +53,16 @@ from edged.sd_notify import run_watchdog, sd_notify
 log = logging.getLogger("edged")
 
 
+_LOGFMT_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _logfmt_value(value: object) -> str:
+    """A bare value when safe, else quoted with \\ \" \\n and \\xNN escapes (one line, always)."""
     text = str(value)
-    if text and not any(c in text for c in ' "=\\\n') and text.isprintable():
+    if text and not any(c in text for c in ' "=\\') and text.isprintable():
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + _LOGFMT_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) + '"'
 
 
 class _LogfmtFormatter(logging.Formatter):
