@@ -31,7 +31,7 @@ from edged.errors import BadInput, JournalError
 from edged.runtime.sinks import ConductorSink
 from edged_mqtt.cloudevents import decode_message, to_json_doc
 from edged_mqtt.inbox import MqttMessage
-from edged_mqtt.topics import validate_filter
+from edged_mqtt.topics import InvalidTopic, validate_filter
 
 log = logging.getLogger("edged.mqtt.events")
 
@@ -51,7 +51,7 @@ def handler_filters(event_handlers: list[dict[str, Any]]) -> dict[str, str]:
         topic_filter = event[len(PREFIX) :]
         try:
             validate_filter(topic_filter)
-        except ValueError as exc:
+        except InvalidTopic as exc:
             log.error("event handler %s: bad topic filter %r: %s", handler.get("name"), event, exc)
             continue
         out[topic_filter] = event

@@ -47,7 +47,7 @@ from edged_mqtt.cloudevents import STRUCTURED_CONTENT_TYPE, decode_message, enco
 from edged_mqtt.inbox import MqttMessage
 from edged_mqtt.keptn import KeptnTask, Kind, parse_type
 from edged_mqtt.requests import Correlator
-from edged_mqtt.topics import validate_topic
+from edged_mqtt.topics import InvalidTopic, validate_topic
 
 ANSWER_KINDS = (Kind.STARTED, Kind.STATUS_CHANGED, Kind.FINISHED)
 _SPEC_KEYS = {"task", "topic_prefix", "start_timeout_s", "timeout_s"}
@@ -80,7 +80,7 @@ def parse_spec(name: str, spec: Any, ctx: BindingContext) -> KeptnSpec:
         raise ctx.error("must be a topic without wildcards", ".topic_prefix")
     try:
         validate_topic(f"{prefix}/{task}/triggered")
-    except ValueError as exc:
+    except InvalidTopic as exc:
         raise ctx.error(str(exc), ".topic_prefix") from exc
     values: dict[str, float | None] = {}
     for key, default in (("start_timeout_s", 60.0), ("timeout_s", None)):

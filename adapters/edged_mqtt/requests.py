@@ -37,7 +37,7 @@ import trio
 
 from edged.handlers import TaskContext, TaskFailed
 from edged_mqtt.inbox import MqttMessage
-from edged_mqtt.topics import validate_topic
+from edged_mqtt.topics import InvalidTopic, validate_topic
 
 MAX_TIMEOUT_S = 24 * 3600.0
 DEFAULT_TIMEOUT_S = 10.0
@@ -139,7 +139,7 @@ def parse_request(raw: dict[str, Any]) -> RequestSpec:
         raise TaskFailed("MQTT_REQUEST needs a string input 'topic'", terminal=True)
     try:
         validate_topic(topic)
-    except ValueError as exc:
+    except InvalidTopic as exc:
         raise TaskFailed(f"MQTT_REQUEST topic: {exc}", terminal=True) from exc
     qos = raw.get("qos", 1)
     if qos not in (0, 1) or isinstance(qos, bool):
