@@ -171,9 +171,14 @@ def _start(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -
     show = _progress_printer(err)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     try:
-        for doc in _follow(client, workflow_id, deadline):
-            progress.update(doc)
-            show(progress.line())
+        try:
+            for doc in _follow(client, workflow_id, deadline):
+                progress.update(doc)
+                show(progress.line())
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            _poll_until_end(client, workflow_id, deadline, progress, show)  # streams are full
     except TimeoutError:
         show(None)
         wf = client.call("GET", f"/api/workflow/{path_quote(workflow_id)}")
@@ -193,6 +198,33 @@ def _start(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -
     else:
         print(execution_text(wf), file=out)
     return EXIT_OK if wf.get("status") == "COMPLETED" else EXIT_NOT_COMPLETED
+
+
+def _poll_until_end(
+    client: Client,
+    workflow_id: str,
+    deadline: float | None,
+    progress: Progress,
+    show: Callable[[str | None], None],
+) -> None:
+    """Fallback of --wait when the daemon refuses another stream: poll every 0.5 s."""
+    path = f"/api/workflow/{path_quote(workflow_id)}"
+    while True:
+        wf = client.call("GET", path, query={"includeTasks": "true"})
+        tasks = [t for t in wf.get("tasks") or [] if isinstance(t, dict)]
+        progress.status = str(wf.get("status"))
+        progress.scheduled = {str(t.get("taskId")) for t in tasks}
+        progress.done = {
+            str(t.get("taskId"))
+            for t in tasks
+            if t.get("status") not in ("SCHEDULED", "IN_PROGRESS")
+        }
+        show(progress.line())
+        if progress.status in _TERMINAL:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError
+        time.sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
 
 
 def _progress_printer(err: TextIO) -> Callable[[str | None], None]:

@@ -217,3 +217,23 @@ def test_graph_colours_an_execution(daemon: Any, tmp_path: Path) -> None:
     assert "  classDef COMPLETED fill:#b7e1b0,stroke:#555" in mermaid.stdout.splitlines()
     gone = edged("graph", str(definition), "--execution", "no-such-execution", server=daemon.url)
     assert gone.returncode == 4
+
+
+def test_wait_falls_back_to_polling_when_streams_are_full(tmp_path: Path) -> None:
+    import httpx
+
+    small = make_daemon(tmp_path, streams={"max_clients": 1})
+    try:
+        with httpx.stream("GET", f"{small.url}/api/events", timeout=10) as held:
+            assert held.status_code == 200  # the only stream slot is taken
+            result = edged(
+                "start", "talker", "--input", '{"word": "polled", "ms": 600}', "--wait",
+                server=small.url,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert "COMPLETED" in result.stdout.splitlines()[0]
+            assert "RUNNING" in result.stderr  # progress while polling
+            follow = edged("logs", "-f", result.stdout.split()[2], server=small.url)
+            assert follow.returncode == 5 and "too many live streams" in follow.stderr
+    finally:
+        small.kill()
