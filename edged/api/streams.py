@@ -85,6 +85,13 @@ def add_stream_routes(
 
 
 def sse_frame(event: FeedEvent) -> bytes:
+    """The event's SSE frame, encoded once however many streams send it."""
+    if event.frame is None:
+        event.frame = _encode_frame(event)
+    return event.frame
+
+
+def _encode_frame(event: FeedEvent) -> bytes:
     doc = {
         "id": event.id,
         "workflowId": event.workflow_id,

@@ -32,7 +32,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -48,9 +48,10 @@ class FeedFull(EdgedError):
     """Too many live subscriptions; try again later."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FeedEvent:
-    """One history row as streams show it."""
+    """One history row as streams show it (shared by every subscriber: do not mutate,
+    except `frame`, the encoded form a stream caches so N subscribers encode it once)."""
 
     id: int
     workflow_id: str
@@ -58,6 +59,7 @@ class FeedEvent:
     at_ms: int
     kind: str
     body: dict[str, Any]
+    frame: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
