@@ -29,7 +29,7 @@ from edged_mqtt.device_tasks import keptn_kind
 from edged_mqtt.event_waits import handler_filters, message_payload
 from edged_mqtt.inbox import MqttMessage
 from edged_mqtt.keptn import KeptnTask, Kind, answer
-from edged_mqtt.keptn_binding import route_answer
+from edged_mqtt.keptn_binding import KeptnSpec, route_answer, run_keptn_task
 from edged_mqtt.requests import Correlator, parse_request, reply_output, route_reply, run_request
 from edged_mqtt.worker import WorkerResult, run_worker
 from tests.mqtt.conftest import Broker
@@ -287,3 +287,36 @@ async def test_worker_answers_replays_and_survives_garbage(broker: Broker) -> No
                     assert (fin.data["result"], fin.data["status"]) == (result, status)
                     assert json.dumps(fin.data)
             nursery.cancel_scope.cancel()
+
+
+async def test_keptn_task_start_timeout_and_overall_timeout() -> None:
+    c = Correlator()
+    published: list[CloudEvent] = []
+    lines: list[str] = []
+
+    async def publish(topic: str, payload: bytes, qos: int, retain: bool, props: Any) -> None:
+        assert topic == "keptn/backup/triggered" and props.ContentType == STRUCTURED_CONTENT_TYPE
+        published.append(decode_structured(payload))
+
+    ctx = TaskContext("t1", "wf", "backup", "backup", 0, {"path": "/srv"})
+    spec = KeptnSpec("backup", start_timeout_s=0.05)
+    with trio.fail_after(5), pytest.raises(TaskFailed, match="no worker started") as info:
+        await run_keptn_task(ctx, spec, publish=publish, correlator=c, source="edged/n")
+    assert not info.value.terminal
+    (trig,) = published
+    assert isinstance(trig.data, dict) and trig.data["backup"] == {"path": "/srv"}
+    assert trig.data["edged"] == {"workflowId": "wf", "taskId": "t1", "attempt": 0}
+
+    async def publish_and_start(
+        topic: str, payload: bytes, qos: int, retain: bool, props: Any
+    ) -> None:
+        event = decode_structured(payload)
+        c.deliver(event.id, answer(event, Kind.STARTED, source="w", event_id="s1"))
+
+    spec = KeptnSpec("backup", start_timeout_s=0.05, timeout_s=0.2)
+    with trio.fail_after(5), pytest.raises(TaskFailed, match="did not finish") as info:
+        await run_keptn_task(
+            ctx, spec, publish=publish_and_start, correlator=c, source="e", log=lines.append
+        )
+    assert "started: w" in info.value.reason
+    assert lines[-1] == "w: started"
