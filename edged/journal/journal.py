@@ -94,16 +94,36 @@ class Journal:
 
     async def commit(self, batch: Batch) -> CommitResult:
         """Write `batch` in one transaction; durable when this returns (see module docstring)."""
+        done = await self.commit_start(batch)
+        result: CommitResult = await self._await(done)
+        return result
+
+    async def commit_start(
+        self, batch: Batch, *, chain: int | None = None, notify: Callable[[], None] | None = None
+    ) -> Completion:
+        """Queue `batch` for commit and return its `Completion` without waiting for it.
+
+        The batch is encoded now (a non-JSON payload raises here, nothing
+        queued), so the caller may go on changing the objects it came from.
+        Batches of one `chain` are applied in order and each only if every
+        earlier one of the chain was (see `CommitRequest.chain`); `notify`
+        runs on the Trio thread once the outcome is known.
+        """
         prepared = prepare(batch, self._shared)
         await self._room.acquire()
-        done = Completion(on_done=self._room.release)
+
+        def settled() -> None:
+            self._room.release()
+            if notify is not None:
+                notify()
+
+        done = Completion(on_done=settled)
         try:
-            self._submit(CommitRequest(prepared, done))
+            self._submit(CommitRequest(prepared, done, chain))
         except BaseException:
             self._room.release()
             raise
-        result: CommitResult = await self._await(done)
-        return result
+        return done
 
     async def prune(self, now_ms: int) -> int:
         """Apply retention at `now_ms`; returns how many executions were removed."""

@@ -107,6 +107,10 @@ class Completion:
 class CommitRequest:
     batch: PreparedBatch
     done: Completion
+    # Batches of one chain build on each other (a pipelining engine decides the
+    # next batch on top of the state of one not yet committed): once one fails,
+    # every later batch of the same chain fails unapplied.
+    chain: int | None = None
 
 
 @dataclass(slots=True)
@@ -179,6 +183,7 @@ class WriterThread:
         self.stopped_reason: str | None = None
         # Requests taken off the backlog and not yet answered: failed too if the writer dies.
         self._inflight: list[Completion] = []
+        self._broken_chains: set[int] = set()
         self._thread = threading.Thread(target=self._run, name="edged-journal-writer", daemon=True)
 
     # ---- Trio side -------------------------------------------------------------
@@ -255,18 +260,38 @@ class WriterThread:
             self.stats.history_dropped += dropped
         return results
 
+    def _broken(self, request: CommitRequest) -> bool:
+        if request.chain is None or request.chain not in self._broken_chains:
+            return False
+        self._record(
+            [request],
+            failed=JournalError("journal write not applied: an earlier batch it builds on failed"),
+        )
+        return True
+
+    def _fail(self, request: CommitRequest, exc: Exception) -> None:
+        if request.chain is not None:
+            self._broken_chains.add(request.chain)
+        self._record([request], failed=_as_journal_error(exc))
+
     def _commit_group(self, group: list[CommitRequest]) -> None:
+        if self._broken_chains:
+            group = [r for r in group if not self._broken(r)]
+            if not group:
+                return
         try:
             results = self._transaction(lambda: self._apply_group(group))
         except Exception as exc:
             if len(group) == 1:
-                self._record(group, failed=_as_journal_error(exc))
+                self._fail(group[0], exc)
                 return
             for request in group:  # isolate: retry each batch alone
+                if self._broken(request):
+                    continue
                 try:
                     result = self._transaction(lambda r=request: self._apply_group([r]))  # type: ignore[misc]
                 except Exception as lone_exc:
-                    self._record([request], failed=_as_journal_error(lone_exc))
+                    self._fail(request, lone_exc)
                 else:
                     self._record([request], results=result)
             return

@@ -11,11 +11,21 @@ applies each to its execution through the pure decider, and gathers the
 results into ONE journal batch: execution and task snapshots, history,
 timers, outbox rows, outbox acknowledgements.  Only after that batch is
 durable does it carry out the commands (dispatch work, arm timers, start
-children, notify parents...) and answer the API callers.  While one batch
-commits, new ops pile up and form the next batch: group commit.
+children, notify parents...) and answer the API callers.
 
-Failure: if the commit fails (disk full, I/O error) nothing of the batch
-happened.  The owner reloads the touched executions from the journal
+Pipelining: the owner does not wait for a commit before deciding the next
+batch.  Up to `max_inflight` decided batches are on their way through the
+journal writer (which merges whatever is queued into one transaction: group
+commit) while the owner decides more on top of their in-memory state; batches
+are finished strictly in order, each only once it is durable.  So the
+decider (Trio thread) and SQLite (writer thread) work at the same time.
+Every batch of one pipeline belongs to a journal *chain*: if one fails, the
+writer refuses every later batch of the chain unapplied, because they were
+decided on top of state that never became durable.
+
+Failure: if a commit fails (disk full, I/O error) nothing of that batch and
+of the batches behind it happened.  The owner waits until each has its
+answer, starts a new chain, reloads the touched executions from the journal
 (throwing away the in-memory transitions), answers API callers with the
 journal's error, and puts internal ops back to retry after a pause, so no
 executor result or timer is lost and the engine carries on once the journal
@@ -58,6 +68,7 @@ from edged.core.decider import Decider, Decision
 from edged.core.model import Task, Workflow
 from edged.errors import BadInput, Conflict, EdgedError, JournalError, NotFound
 from edged.journal import Batch, HistoryEvent, Journal, OutboxRow, TaskRow, TimerRow
+from edged.journal.writer import Completion
 from edged.runtime.dispatch import Dispatcher
 from edged.runtime.registry import DefinitionRegistry
 from edged.runtime.rows import (
@@ -117,6 +128,7 @@ class Op:
 @dataclass(slots=True)
 class EngineSettings:
     max_batch: int = 1024
+    max_inflight: int = 4  # decided batches whose commit is under way (pipelining)
     max_external_ops: int = 4096
     recent_cache: int = 512
     retry_pause_s: float = 1.0
@@ -130,9 +142,35 @@ class EngineStats:
     ops: int = 0
     commit_failures: int = 0
     decider_errors: int = 0
+    pipelined: int = 0  # batches queued for commit while an earlier one was still committing
+    undone: int = 0  # batches thrown away because their commit (or an earlier one) failed
     started: int = 0
     finished: int = 0
     last_commit_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One decided batch on its way through the journal (see `Engine._own`)."""
+
+    ops: list[Op]
+    batch: Batch
+    touched: dict[str, Workflow]
+    tasks: dict[str, tuple[Workflow, Task]]
+    removed: list[str]
+    commands: list[tuple[str, Command]]
+    outbox_cmds: list[tuple[str, Command]]
+    replies: list[tuple[Reply, Any, BaseException | None]]
+    created: list[Workflow]
+    ended: list[Workflow]  # terminal when decided: retired once durable
+    ended_tasks: list[str]  # polled tasks over when decided: slots freed once durable
+    done: Completion | None = None
+    error: BaseException | None = None  # could not even be queued
+    started: float = 0.0
+
+    @property
+    def settled(self) -> bool:
+        return self.done is None or self.done.event.is_set()
 
 
 class Engine:
@@ -163,6 +201,8 @@ class Engine:
         self._external: collections.deque[Op] = collections.deque()
         self._slots = trio.Semaphore(self.settings.max_external_ops)
         self._wake = trio.Event()
+        self._inflight: collections.deque[_Flight] = collections.deque()
+        self._chain = 0
         self._end_waiters: dict[str, list[trio.Event]] = {}
         self.accepting = True
         self._processing = False
@@ -174,7 +214,7 @@ class Engine:
 
     def busy(self) -> bool:
         """Ops are queued or a batch is being applied/committed."""
-        return bool(self._internal or self._external or self._processing)
+        return bool(self._internal or self._external or self._processing or self._inflight)
 
     def queue_depths(self) -> tuple[int, int]:
         """(internal, external) ops waiting for the owner task (for /metrics)."""
@@ -208,10 +248,15 @@ class Engine:
             await nursery.start(self.timers.run)
             await self.recover()
             task_status.started()
-            while True:
-                if not self._internal and not self._external:
-                    self._wake = trio.Event()
-                    await self._wake.wait()
+            await self._own()
+
+    async def _own(self) -> None:
+        """The owner loop: decide batches, pipeline their commits, finish them in order."""
+        inflight = self._inflight
+        while True:
+            while inflight and inflight[0].settled:
+                await self._settle_head()
+            if (self._internal or self._external) and len(inflight) < self.settings.max_inflight:
                 ops: list[Op] = []
                 while self._internal and len(ops) < self.settings.max_batch:
                     ops.append(self._internal.popleft())
@@ -220,14 +265,26 @@ class Engine:
                     self._slots.release()
                 self._processing = True
                 try:
-                    await self._process(ops)
+                    flight = self._decide(ops)
+                    if flight is not None:
+                        await self._submit_commit(flight)
+                    else:
+                        await trio.lowlevel.checkpoint()
                 finally:
-                    self._processing = False
+                    self._processing = bool(inflight)
+                continue
+            self._processing = bool(inflight)
+            self._wake = trio.Event()
+            await self._wake.wait()
+
+    def _wake_owner(self) -> None:
+        self._wake.set()
 
     def _lookup(self, workflow_id: str) -> Workflow | None:
         return self.live.get(workflow_id) or self.recent.get(workflow_id)
 
-    async def _process(self, ops: list[Op]) -> None:
+    def _decide(self, ops: list[Op]) -> _Flight | None:
+        """Apply `ops` through the decider and gather ONE journal batch (no I/O, no await)."""
         batch = Batch()
         touched: dict[str, Workflow] = {}
         tasks: dict[str, tuple[Workflow, Task]] = {}
@@ -283,7 +340,7 @@ class Engine:
         if not touched and not batch.outbox_acked:
             for reply, value, error in replies:
                 reply.set(value, error)
-            return
+            return None
         for wf in touched.values():
             batch.executions.append(_execution_row(wf))
         batch.tasks.extend(
@@ -300,31 +357,96 @@ class Engine:
         batch.outbox_added.extend(
             OutboxRow(type(c).__name__, wid, _command_body(c)) for wid, c in outbox_cmds
         )
-        started = time.perf_counter()
+        ended = [wf for wf in touched.values() if wf.status.terminal]
+        ended_tasks = (
+            [t.task_id for _, t in tasks.values() if t.status.terminal] + removed
+            if self.dispatcher.polled_count()
+            else []
+        )
+        return _Flight(
+            ops, batch, touched, tasks, removed, commands, outbox_cmds, replies, created,
+            ended, ended_tasks,
+        )  # fmt: skip
+
+    async def _submit_commit(self, flight: _Flight) -> None:
+        flight.started = time.perf_counter()
         try:
-            result = await self.journal.commit(batch)
+            flight.done = await self.journal.commit_start(
+                flight.batch, chain=self._chain, notify=self._wake_owner
+            )
         except JournalError as exc:
-            await self._commit_failed(ops, touched, created, replies, exc)
+            # Nothing was queued.  Batches before it may still commit: settle
+            # them in order first, then undo this one (nothing may build on it).
+            flight.error = exc
+            self._inflight.append(flight)
+            while self._inflight:
+                await self._settle_head()
             return
+        if self._inflight:
+            self.stats.pipelined += 1
+        self._inflight.append(flight)
+
+    async def _settle_head(self) -> None:
+        head = self._inflight[0]
+        if head.done is not None:
+            await head.done.event.wait()
+        self._inflight.popleft()
+        error = head.error or (head.done.error if head.done is not None else None)
+        if error is None:
+            self._finish(head)
+            return
+        doomed = [head, *self._inflight]
+        self._inflight.clear()
+        await self._pipeline_failed(doomed, error)
+
+    def _finish(self, flight: _Flight) -> None:
+        """The batch is durable: carry out its commands, answer its callers."""
+        assert flight.done is not None
+        result = flight.done.value
         self.journal_error = None
         self.stats.batches += 1
-        self.stats.ops += len(ops)
-        self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
-        self.stats.started += len(created)
-        outbox_ids = dict(zip((id(c) for _, c in outbox_cmds), result.outbox_ids, strict=True))
-        for wf in touched.values():
-            if wf.status.terminal:
+        self.stats.ops += len(flight.ops)
+        self.stats.last_commit_ms = (time.perf_counter() - flight.started) * 1000
+        self.stats.started += len(flight.created)
+        outbox_ids = dict(
+            zip((id(c) for _, c in flight.outbox_cmds), result.outbox_ids, strict=True)
+        )
+        for wf in flight.ended:
+            if wf.status.terminal and wf.workflow_id in self.live:
                 self._retire(wf)
-        if self.listeners and batch.history:
-            self._notify(batch.history, result.history_ids)
-        if self.dispatcher.polled_count():
+        if self.listeners and flight.batch.history:
+            self._notify(flight.batch.history, result.history_ids)
+        if flight.ended_tasks:
             # A polled task holds a concurrency slot until its result is durable.
-            self.dispatcher.ended(t.task_id for _, t in tasks.values() if t.status.terminal)
-            self.dispatcher.ended(removed)
-        for wid, command in commands:
+            self.dispatcher.ended(flight.ended_tasks)
+        for wid, command in flight.commands:
             self._carry_out(wid, command, outbox_ids.get(id(command)))
-        for reply, value, error in replies:
+        for reply, value, error in flight.replies:
             reply.set(value, error)
+
+    async def _pipeline_failed(self, flights: list[_Flight], exc: BaseException) -> None:
+        """A commit failed: it and every later batch of the pipeline did not happen.
+
+        The later batches were decided on top of the failed one's state, so the
+        writer refuses them (`chain`); wait until each has its answer, then undo
+        all of them at once and start a new chain.
+        """
+        for flight in flights:
+            if flight.done is not None:
+                await flight.done.event.wait()
+        self._chain += 1
+        self.stats.undone += len(flights)
+        ops: list[Op] = []
+        touched: dict[str, Workflow] = {}
+        created: list[Workflow] = []
+        replies: list[tuple[Reply, Any, BaseException | None]] = []
+        for flight in flights:
+            ops += flight.ops
+            touched.update(flight.touched)
+            created += flight.created
+            replies += flight.replies
+        error = exc if isinstance(exc, JournalError) else JournalError(str(exc))
+        await self._commit_failed(ops, touched, created, replies, error)
 
     def _notify(self, history: list[HistoryEvent], ids: list[int]) -> None:
         by_workflow: dict[str, list[tuple[int, HistoryEvent]]] = {}

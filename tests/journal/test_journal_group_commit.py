@@ -242,3 +242,37 @@ async def test_after_commit_fault_stops_the_writer_and_fails_waiters(tmp_path: P
             assert not journal.statistics().writer_alive
             # It did commit: after_commit runs after COMMIT.
             assert await journal.load_execution("wf") is not None
+
+
+async def test_a_failed_batch_fails_the_rest_of_its_chain_unapplied(tmp_path: Path) -> None:
+    """A pipelining caller decides batch N+1 on top of N: if N fails, N+1 must not land."""
+    gate = Gate()
+    bad = transition("bad")
+    bad.executions[0].name = None  # type: ignore[assignment]  # violates NOT NULL
+    with trio.fail_after(10):
+        async with held_journal(tmp_path / "j.db", gate) as journal:
+            first = await journal.commit_start(transition("first"), chain=1)
+            await gate.wait_entered()
+            # queued behind the held transaction: one group, retried batch by batch
+            before = await journal.commit_start(transition("before"), chain=1)
+            failing = await journal.commit_start(bad, chain=1)
+            after = await journal.commit_start(transition("after"), chain=1)
+            other = await journal.commit_start(transition("other"), chain=2)
+            gate.release()
+            for done in (first, before, failing, after, other):
+                await done.event.wait()
+            assert first.error is None and before.error is None and other.error is None
+            assert isinstance(failing.error, JournalError)
+            assert isinstance(after.error, JournalError)
+            assert "earlier batch" in str(after.error)
+            assert await journal.load_execution("after") is None
+            assert await journal.load_execution("other") is not None
+            # a later batch of the broken chain is refused too, even in a new transaction
+            late = await journal.commit_start(transition("late"), chain=1)
+            await late.event.wait()
+            assert isinstance(late.error, JournalError)
+            assert await journal.load_execution("late") is None
+            # a new chain commits normally
+            fresh = await journal.commit_start(transition("fresh"), chain=3)
+            await fresh.event.wait()
+            assert fresh.error is None and await journal.load_execution("fresh") is not None
