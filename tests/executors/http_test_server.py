@@ -17,6 +17,7 @@ so it serves both Trio tests and the blocking daemon tests.  Paths:
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -106,13 +107,16 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def http_test_server() -> Iterator[str]:
-    """Yields the base URL (http://127.0.0.1:PORT) of a running server."""
+def http_test_server(tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Yields the base URL (http[s]://127.0.0.1:PORT) of a running server."""
     server = _Server(("127.0.0.1", 0), _Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
+import trustme
 from executor_support import context
 from http_test_server import http_test_server
 
@@ -267,3 +269,36 @@ def test_parse_url() -> None:
     assert parse_url("http://example.com:80/").host_header == "example.com"
     with pytest.raises(HttpFailure, match="whitespace"):
         parse_url("http://example.com/a b")
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """An https server whose certificate (for 127.0.0.1) a throwaway CA signed;
+    yields (base URL, the CA's PEM file)."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with http_test_server(tls=server_ctx) as url:
+        yield url, str(ca_file)
+
+
+async def test_https_with_a_trusted_ca(
+    tls_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, ca_file = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # OpenSSL's default verify paths read it
+    out = await call({"http_request": {"uri": f"{url}/echo", "method": "GET"}})
+    assert out["response"]["statusCode"] == 200
+    assert out["response"]["body"]["headers"]["host"] == url.removeprefix("https://")
+
+
+async def test_https_with_an_untrusted_certificate_fails(
+    tls_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent-ca.pem")
+    exc = await failure({"http_request": {"uri": f"{url}/echo", "method": "GET"}})
+    assert "cannot connect to 127.0.0.1" in exc.reason
+    assert "CERTIFICATE_VERIFY_FAILED" in exc.reason or "certificate verify failed" in exc.reason
