@@ -51,6 +51,12 @@ At the limit, when stdout overflows, or when the dispatcher cancels the task
 group gets SIGTERM, then SIGKILL after `kill_grace_s`; the cleanup is
 shielded and bounded.  When the program exits by itself, whatever it left
 running in its group is killed too, so the pipes close and nothing leaks.
+
+Crash: if the daemon itself is killed, its workers are in their own sessions
+and would outlive it; under systemd the unit's default KillMode=control-group
+ends them with the service.  Run by hand, an orphaned worker may still run
+while recovery starts the task again with the same task id and attempt,
+which is why workers should treat that pair as an idempotency key.
 """
 
 from __future__ import annotations
@@ -287,6 +293,10 @@ class _StderrLog:
             self.dropped += 1
 
 
+# The group id is the leader's pid.  After the leader is reaped, Linux keeps
+# that id reserved while any member of the group lives, so signalling the group
+# reaches only its members; once the group is empty a new process could in
+# principle get the id, but only a session or group leader would match it.
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

@@ -23,6 +23,9 @@ a reason naming the status and the start of the body.  No response at all
 FAILED with the reason and `response` set to that reason, as Conductor does.
 A missing or malformed `http_request` fails with Conductor's wording.
 
+https verifies the server against the system's CA store (OpenSSL's
+`SSL_CERT_FILE` / `SSL_CERT_DIR` point it elsewhere) and its host name.
+
 Bounds: the response body is capped at `MAX_RESPONSE_BYTES` (the output goes
 into the journal); the whole exchange is also bounded by the TaskDef's
 timeouts (`TaskContext.timeout_s`), and a cancel closes the connection.
