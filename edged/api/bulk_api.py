@@ -62,9 +62,12 @@ def workflow_ids(body: bytes) -> list[str]:
             ]
         )
     faults = [
-        (f"[{i}]", "must be a non-empty string of at most 1024 characters")
+        (f"[{i}]", "must be a non-empty string of at most 1024 characters, valid Unicode")
         for i, item in enumerate(value)
-        if not isinstance(item, str) or not item or len(item) > MAX_ID_CHARS
+        if not isinstance(item, str)
+        or not item
+        or len(item) > MAX_ID_CHARS
+        or not shapes.is_unicode(item)
     ]
     if faults:
         raise InvalidRequest(faults[:20])

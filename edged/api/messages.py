@@ -94,7 +94,13 @@ AnyResponse = Response | StreamingResponse
 
 def encode_json(obj: object) -> bytes:
     """Compact UTF-8 JSON, the encoding of every JSON body edged sends."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows "\ud800" in a payload and the journal keeps it)
+        # has no UTF-8 form: send it escaped, which gives the client back the same string.
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def json_response(obj: object, status: int = 200) -> Response:

@@ -126,6 +126,15 @@ def _kind(value: object) -> str:
             return "an object"
 
 
+def is_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Fields:
     """Reads typed fields from one JSON object, collecting faults as it goes."""
 
@@ -145,6 +154,10 @@ class Fields:
             return None if value is None else value
         if not isinstance(value, str):
             self.fault(key, f"must be a string, not {_kind(value)}")
+            return None
+        if not is_unicode(value):
+            # ids, names and keys become journal columns, which hold UTF-8 only
+            self.fault(key, "must be valid Unicode (it holds a lone surrogate)")
             return None
         return value
 

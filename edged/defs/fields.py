@@ -109,4 +109,17 @@ class FieldChecks:
         value = self.string(obj, "name", path, required=f"missing {what} name")
         if value is not None and ":" in value:
             self.fault(child(path, "name"), f"{what} name must not contain ':'")
+        elif value is not None and not _encodable(value):
+            # a lone surrogate cannot be stored in the journal's name column
+            self.fault(
+                child(path, "name"), f"{what} name must be valid Unicode (no lone surrogates)"
+            )
         return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

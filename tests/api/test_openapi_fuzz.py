@@ -15,6 +15,7 @@ and must not have logged a handler failure.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,8 +31,10 @@ from schemathesis import GenerationMode
 
 # Generation, not the daemon, is the cost (~20 ms per negative case): these keep
 # the whole run near 30 s on a quiet 2-core machine.
-EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 6}
-EXAMPLES_WITH_REAL_ID = 5
+# EDGED_FUZZ_SCALE=20 multiplies them for a deeper run by hand (not in CI).
+SCALE = max(1, int(os.environ.get("EDGED_FUZZ_SCALE", "1")))
+EXAMPLES = {GenerationMode.POSITIVE: 8 * SCALE, GenerationMode.NEGATIVE: 6 * SCALE}
+EXAMPLES_WITH_REAL_ID = 5 * SCALE
 TIMEOUT_S = 5.0
 _SSE = "text/event-stream"
 

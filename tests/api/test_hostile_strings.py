@@ -1,0 +1,93 @@
+"""Lone surrogates in JSON strings against a real `edged run`: a 400, never a 500 or a sick journal.
+
+JSON allows ``"\\ud800"``; UTF-8 does not, and SQLite's text columns hold
+UTF-8.  Before the checks these guard, such a correlation id or definition
+name failed the whole group commit (the daemon reported itself unhealthy and
+not ready) and such an id in a TaskResult or bulk body was a 500.  Payloads
+(input, output) keep lone surrogates: the journal's codec stores them exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from read_daemon import make_daemon, start, wait_status
+
+LONE = '"\\ud800x"'  # JSON text of a string holding a lone surrogate
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    daemon = make_daemon(tmp_path_factory.mktemp("hostile"))
+    try:
+        with daemon.client() as client:
+            yield client
+        assert "handler failed" not in daemon.output()
+    finally:
+        daemon.kill()
+
+
+def post(http: httpx.Client, method: str, path: str, body: str) -> httpx.Response:
+    return http.request(method, path, content=body, headers={"content-type": "application/json"})
+
+
+def assert_healthy(http: httpx.Client) -> None:
+    assert http.get("/health").json()["healthy"] is True
+    assert http.get("/health/ready").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "fault_path"),
+    [
+        ("POST", "/api/workflow", f'{{"name": "rd_wait", "correlationId": {LONE}}}', "correlationId"),
+        ("POST", "/api/workflow", f'{{"name": "rd_wait", "idempotencyKey": {LONE}}}', "idempotencyKey"),
+        ("POST", "/api/workflow", f'{{"name": {LONE}}}', "name"),
+        (
+            "POST",
+            "/api/workflow",
+            f'{{"name": "x", "workflowDef": {{"name": {LONE}, "version": 1, "tasks":'
+            ' [{"name": "w", "taskReferenceName": "w", "type": "WAIT"}]}}',
+            "name",
+        ),
+        (
+            "POST",
+            "/api/metadata/workflow",
+            f'{{"name": {LONE}, "version": 1, "tasks":'
+            ' [{"name": "w", "taskReferenceName": "w", "type": "WAIT"}]}',
+            "name",
+        ),
+        ("POST", "/api/metadata/taskdefs", f'[{{"name": {LONE}}}]', "name"),
+        (
+            "POST",
+            "/api/tasks",
+            f'{{"workflowInstanceId": {LONE}, "taskId": "t", "status": "COMPLETED"}}',
+            "workflowInstanceId",
+        ),
+        ("PUT", "/api/workflow/bulk/pause", f'["ok", {LONE}]', "[1]"),
+        ("POST", "/api/workflow/bulk/terminate", f"[{LONE}]", "[0]"),
+    ],
+)  # fmt: skip
+def test_lone_surrogates_in_ids_and_names_are_400s(
+    http: httpx.Client, method: str, path: str, body: str, fault_path: str
+) -> None:
+    resp = post(http, method, path, body)
+    assert resp.status_code == 400, resp.text
+    faults = resp.json()["validationErrors"]
+    assert any(f["path"].endswith(fault_path) for f in faults), faults
+    assert_healthy(http)
+
+
+def test_lone_surrogates_in_payloads_are_kept(http: httpx.Client) -> None:
+    resp = post(http, "POST", "/api/workflow", f'{{"name": "rd_wait", "input": {{"k": {LONE}}}}}')
+    assert resp.status_code == 200, resp.text
+    workflow_id = resp.text
+    wait_status(http, [workflow_id], {"RUNNING"})
+    doc: dict[str, Any] = http.get(f"/api/workflow/{workflow_id}").json()
+    assert doc["input"] == {"k": "\ud800x"}
+    found = http.get("/api/workflow/search", params={"query": f"workflowId = {workflow_id}"})
+    assert found.status_code == 200 and found.json()["totalHits"] == 1
+    assert_healthy(http)
+    assert start(http, "rd_wait", {"after": "all that"})  # still starting work
