@@ -124,7 +124,9 @@ SCHEMAS: Final[dict[str, JsonDict]] = {
         callbackAfterSeconds={"type": "integer", "format": "int64", "minimum": 0},
         logs={"type": "array", "items": {"$ref": "#/components/schemas/TaskExecLog"}},
         workerId=_NSTR,
+        extendLease=_BOOL,
     ),
+    "PollData": _obj(queueName=_STR, domain=_NSTR, workerId=_NSTR, lastPollTime=_LONG),
     "Task": _obj(
         taskId=_STR,
         taskType=_STR,

@@ -91,6 +91,12 @@ def add_task_routes(router: Router, engine: EngineAPI, workers: WorkerAPI) -> No
         router.add(method, pattern, handler)
 
 
+def is_poll(request: Request) -> bool:
+    """Requests that may wait (long poll): the server cancels them if the client leaves
+    (``App.watch_peer``), so an abandoned poll takes no task."""
+    return request.path.startswith("/api/tasks/poll/")
+
+
 def _task_type(params: Params) -> str:
     task_type = params["taskType"]
     if not task_type.strip():
@@ -185,4 +191,4 @@ class _TasksApi:
         return json_response(self.workers.poll_data(None))
 
 
-__all__ = ["WorkerAPI", "add_task_routes"]
+__all__ = ["WorkerAPI", "add_task_routes", "is_poll"]

@@ -192,6 +192,23 @@ class HttpConnection:
             # h11's message may quote the peer's bytes: keep the echo short.
             raise Rejected(status, f"malformed request: {str(exc)[:120]}") from exc
 
+    async def wait_peer_closed(self) -> None:
+        """Return when the peer closes the connection (EOF or reset).
+
+        For use while a response is being made (``App.watch_peer``).  Bytes
+        that arrive meanwhile (a pipelined request) are handed to h11 for the
+        next cycle; past ``max_header_bytes`` of them the watch stops reading.
+        """
+        while len(self.conn.trailing_data[0]) <= self.limits.max_header_bytes:
+            try:
+                data = await self.stream.receive_some(self.limits.receive_chunk_bytes)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            self.conn.receive_data(bytes(data))
+        await trio.sleep_forever()
+
     async def _receive_into_h11(self) -> None:
         try:
             data = await self.stream.receive_some(self.limits.receive_chunk_bytes)
