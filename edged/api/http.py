@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import hmac
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,9 @@ Handler = Callable[[Request], Awaitable[AnyResponse]]
 # descriptors or buffers; back off instead of spinning or crashing.
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_BACKOFF_S = 0.1
+
+# At most one "request rejected" log line per interval (the rest are counted).
+_REJECT_LOG_INTERVAL_S = 10.0
 
 # Served without the bearer token (GET/HEAD only).
 _OPEN_PATHS = frozenset({"/health", "/health/live"})
@@ -149,6 +153,10 @@ class _Server:
         self.app = app
         self.limits = limits
         self.refusing = 0
+        # Rejections are logged at most once per interval (with how many were
+        # not): a hostile peer must not be able to fill an SD card with logs.
+        self.reject_log_at = -math.inf
+        self.rejects_unlogged = 0
 
     async def accept_loop(self, listener: trio.SocketListener) -> None:
         stats = self.app.stats
@@ -217,16 +225,7 @@ class _Server:
             stats = self.app.stats
             stats.rejected_requests += 1
             stats.responses[rejected.status] = stats.responses.get(rejected.status, 0) + 1
-            log.info(
-                "request rejected",
-                extra={
-                    "fields": {
-                        "client": _client_text(client),
-                        "status": rejected.status,
-                        "reason": rejected.message,
-                    }
-                },
-            )
+            self.log_rejection(rejected, client)
             await wire.reject(rejected)
         except PeerGone:
             pass
@@ -236,6 +235,18 @@ class _Server:
         finally:
             # Also on cancellation (server shutdown): the socket never leaks.
             await wire.close()
+
+    def log_rejection(self, rejected: Rejected, client: tuple[str, int] | None) -> None:
+        now = time.monotonic()
+        if now - self.reject_log_at < _REJECT_LOG_INTERVAL_S:
+            self.rejects_unlogged += 1
+            return
+        self.reject_log_at = now
+        fields = {"client": _client_text(client), "status": rejected.status}
+        fields["reason"] = rejected.message
+        fields["not_logged_before"] = self.rejects_unlogged
+        self.rejects_unlogged = 0
+        log.info("request rejected", extra={"fields": fields})
 
     async def respond(self, request: Request) -> AnyResponse:
         if not self.app.is_authorized(request):

@@ -173,6 +173,7 @@ def test_body_and_header_limits_come_from_the_config(daemon_factory: Any) -> Non
         taskdefs=OBS_TASKDEFS,
         python=PYTHON,
         api={"max_body_bytes": 4096, "max_header_bytes": 2048},
+        log_level="INFO",
     )
     d.start()
     with d.client() as http:
@@ -193,6 +194,10 @@ def test_body_and_header_limits_come_from_the_config(daemon_factory: Any) -> Non
     with d.client() as http:  # still serving
         assert http.get("/health/live").status_code == 200
         assert scrape(d).value("edged_http_responses_total", code="431") == 1
+        assert scrape(d).value("edged_http_responses_total", code="413") == 1
+    # rejections are logged, but at most one line per 10 s: a flood cannot fill the disk
+    rejected = [line for line in d.output().splitlines() if 'msg="request rejected"' in line]
+    assert len(rejected) == 1 and "status=413" in rejected[0], rejected
 
 
 def test_structured_json_logs_cover_requests_and_failed_executions(daemon_factory: Any) -> None:
