@@ -33,7 +33,7 @@ from edged.api.conductor import conductor_routes
 from edged.api.http import App, HttpLimits, serve_http
 from edged.api.metrics_api import add_metrics_routes, gate_while_starting
 from edged.api.streams import add_stream_routes
-from edged.api.tasks_api import add_task_routes
+from edged.api.tasks_api import add_task_routes, is_poll
 from edged.config import Config, check_data_dir
 from edged.defs import Definitions, load_paths
 from edged.errors import ConfigError
@@ -268,6 +268,7 @@ async def run_daemon(
                 add_stream_routes(router, engine, **cfg.streams)  # SSE: /api/events...
                 add_task_routes(router, service, WorkerService(engine))  # worker protocol
                 app = App(gate_while_starting(router, telemetry), auth_token=cfg.auth_token)
+                app.watch_peer = is_poll  # a long poll ends with its client
                 telemetry.http_stats = app.statistics
                 engine.listeners.append(telemetry.on_commit)
                 for adapter in adapters:

@@ -91,6 +91,11 @@ class App:
     handler: Handler
     auth_token: str | None = None
     stats: HttpStatistics = field(default_factory=HttpStatistics)
+    # Requests that may wait long before answering (a long poll): while their
+    # handler runs the connection is watched, and the peer closing it cancels
+    # the handler (so a waiter goes away with its client).  Off by default:
+    # the watch costs a task per request.
+    watch_peer: Callable[[Request], bool] | None = None
 
     def statistics(self) -> HttpStatistics:
         return replace(self.stats, responses=dict(self.stats.responses))
@@ -212,7 +217,10 @@ class _Server:
                     stats = self.app.stats
                     stats.requests += 1
                     started = time.perf_counter()
-                    response = await self.respond(request)
+                    if self.app.watch_peer is not None and self.app.watch_peer(request):
+                        response = await self.respond_watching(wire, request)
+                    else:
+                        response = await self.respond(request)
                     status = response.status
                     stats.responses[status] = stats.responses.get(status, 0) + 1
                     if log.isEnabledFor(logging.DEBUG):
@@ -235,6 +243,22 @@ class _Server:
         finally:
             # Also on cancellation (server shutdown): the socket never leaks.
             await wire.close()
+
+    async def respond_watching(self, wire: HttpConnection, request: Request) -> AnyResponse:
+        """``respond``, cancelled if the peer closes the connection meanwhile."""
+        response: AnyResponse | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                await wire.wait_peer_closed()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            response = await self.respond(request)
+            nursery.cancel_scope.cancel()
+        if response is None:
+            raise PeerGone("client closed the connection while its request was served")
+        return response
 
     def log_rejection(self, rejected: Rejected, client: tuple[str, int] | None) -> None:
         now = time.monotonic()

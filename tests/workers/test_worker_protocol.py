@@ -441,3 +441,41 @@ def test_a_task_polled_before_a_crash_is_queued_again_and_the_late_update_counts
         assert http.post("/api/tasks", json=body).status_code == 200
         assert http.get(f"/api/workflow/{wid}").json()["tasks"][0]["outputData"] == {"by": "before"}
         assert http.get("/api/tasks/queue/size", params={"taskType": "crash_t"}).json() == 0
+
+
+# ------------------------------------------------------------ disconnects
+
+
+async def test_a_long_poll_whose_client_left_takes_no_task(
+    daemon: Any, http: httpx.AsyncClient
+) -> None:
+    task = await register(http, "gone")
+    with trio.fail_after(10):
+        sock = await trio.open_tcp_stream("127.0.0.1", daemon.port)
+        await sock.send_all(
+            f"GET /api/tasks/poll/batch/{task}?timeout=5000 HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+        )
+        await trio.sleep(0.3)  # parked on the queue now
+        await sock.aclose()
+        await trio.sleep(0.3)  # the server saw the EOF and cancelled the poll
+        wid = await start(http, "gone")
+        got = await poll(http, task)
+    # had the abandoned poll still been waiting, it would have taken the task
+    assert got is not None and got["workflowInstanceId"] == wid and got["pollCount"] == 1
+
+
+async def test_a_request_pipelined_behind_a_long_poll_is_served(daemon: Any) -> None:
+    with trio.fail_after(10):
+        sock = await trio.open_tcp_stream("127.0.0.1", daemon.port)
+        await sock.send_all(
+            b"GET /api/tasks/poll/batch/nobody?timeout=300 HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /api/tasks/queue/size?taskType=nobody HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 2 or not received.endswith(b"0"):
+            chunk = await sock.receive_some(65536)
+            assert chunk, received
+            received += chunk
+        await sock.aclose()
+    first, second = received.split(b"HTTP/1.1 200")[1:]
+    assert first.endswith(b"[]") and second.endswith(b"\r\n\r\n0")
