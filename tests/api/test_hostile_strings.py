@@ -9,11 +9,14 @@ not ready) and such an id in a TaskResult or bulk body was a 500.  Payloads
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from read_daemon import make_daemon, start, wait_status
 
 LONE = '"\\ud800x"'  # JSON text of a string holding a lone surrogate
@@ -91,3 +94,54 @@ def test_lone_surrogates_in_payloads_are_kept(http: httpx.Client) -> None:
     assert found.status_code == 200 and found.json()["totalHits"] == 1
     assert_healthy(http)
     assert start(http, "rd_wait", {"after": "all that"})  # still starting work
+
+
+_ANY_CHAR = st.characters(codec=None, exclude_categories=())  # surrogates included
+_TEXT = st.text(_ANY_CHAR, max_size=12)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _body_routes(http: httpx.Client, real_id: str) -> list[tuple[str, str, str]]:
+    """(method, concrete path, the schema's name for the body) of each route taking JSON."""
+    doc = http.get("/api-docs").json()
+    routes = []
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            if "requestBody" not in op:
+                continue
+            concrete = path.replace("{workflowId}", real_id).replace("{status}", "COMPLETED")
+            concrete = concrete.replace("{version}", "1")
+            concrete = "/".join("x" if p.startswith("{") else p for p in concrete.split("/"))
+            routes.append((method.upper(), concrete, json.dumps(op["requestBody"])))
+    return routes
+
+
+def test_hostile_json_bodies_never_5xx(http: httpx.Client) -> None:
+    """Arbitrary JSON, surrogates in keys and strings included, to every route with a body,
+    plain and wrapped in the fields each body schema names."""
+    running = start(http, "rd_wait", {"hostile": True})
+    routes = _body_routes(http, running)
+    assert len(routes) >= 15
+    fields = ["name", "correlationId", "idempotencyKey", "workflowInstanceId", "taskId", "input"]
+    failures: list[str] = []
+
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True)
+    @given(
+        route=st.sampled_from(routes),
+        value=_JSON,
+        wrap=st.sampled_from([None, *fields]),
+    )
+    def send(route: tuple[str, str, str], value: Any, wrap: str | None) -> None:
+        method, path, _ = route
+        body = {wrap: value, "name": "rd_wait", "status": "COMPLETED"} if wrap else value
+        resp = post(http, method, path, json.dumps(body, ensure_ascii=True))
+        if resp.status_code >= 500:
+            failures.append(f"{resp.status_code} {method} {path} {json.dumps(body)[:200]}")
+
+    send()
+    assert not failures, "\n".join(failures[:10])
+    assert_healthy(http)
