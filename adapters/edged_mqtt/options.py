@@ -15,6 +15,8 @@ Example::
       password: secret
       tls: {ca: /etc/edged/ca.pem, cert: /etc/edged/gw.pem, key: /etc/edged/gw.key}
       keepalive_s: 30
+      reconnect_min_s: 0.5                # backoff: capped exponential with full jitter
+      reconnect_max_s: 60
       session_expiry_s: 604800
       clean_start: false
       max_payload_bytes: 262144
@@ -50,6 +52,8 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "dead_letter_topic": str,
     "triggers": list,
     "max_concurrent_messages": int,
+    "reconnect_min_s": (int, float),
+    "reconnect_max_s": (int, float),
 }
 _TLS_KEYS = {"ca": str, "cert": str, "key": str, "insecure": bool}
 _OUTBOX_KEYS = {"max_messages": int, "max_bytes": int}
@@ -103,6 +107,10 @@ def parse_options(section: dict[str, Any]) -> AdapterOptions:
     for key in ("max_inflight", "max_buffered_messages", "max_payload_bytes"):
         if section.get(key) is not None:
             fields[key] = section[key]
+    if section.get("reconnect_min_s") is not None:
+        fields["reconnect_base_s"] = float(section["reconnect_min_s"])
+    if section.get("reconnect_max_s") is not None:
+        fields["reconnect_cap_s"] = float(section["reconnect_max_s"])
     if section.get("clean_start") is not None:
         fields["clean_start"] = section["clean_start"]
     if section.get("protocol") is not None:

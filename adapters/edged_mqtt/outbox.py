@@ -262,6 +262,7 @@ class MqttOutbox:
         try:
             while queue:
                 item = queue[0]
+                await self._client.wait_connected()  # expiry counts until the send
                 if item.expires_at_ms is not None and _now_ms() >= item.expires_at_ms:
                     queue.popleft()
                     self._expired(item)

@@ -136,9 +136,12 @@ class MqttService:
                 # Ready once the broker granted every subscription (messages published
                 # before that would miss a fresh session), but never wait on a broker
                 # that is down: the client keeps trying and subscribes when it is back.
+                waiting = len(self._subs)
                 with trio.move_on_after(self.options.settings.connect_timeout_s):
-                    for _ in self._subs:
-                        await granted.acquire()
+                    while waiting and not client.statistics().failed_attempts:
+                        with trio.move_on_after(0.05):
+                            await granted.acquire()
+                            waiting -= 1
                 s = self.options.settings
                 log.info(
                     "mqtt adapter started broker=%s:%d client_id=%s subscriptions=%d",
