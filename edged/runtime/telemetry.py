@@ -37,6 +37,7 @@ from edged.core.views import conductor_task_type
 from edged.journal import HistoryEvent
 from edged.journal.writer import COMMIT_LATENCY_BOUNDS_MS
 from edged.metrics import Registry
+from edged.process_metrics import add_process_metrics
 from edged.runtime.engine import Engine
 
 log = logging.getLogger("edged.executions")
@@ -135,6 +136,7 @@ class Telemetry:
         self.http_connections = r.gauge("edged_http_connections", "open HTTP connections")
         self.ready_gauge = r.gauge("edged_ready", "1 when /health/ready answers 200")
         r.collector(self.collect)
+        add_process_metrics(r)
         self._task_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     # -------------------------------------------------------------- readiness

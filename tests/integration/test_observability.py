@@ -97,6 +97,13 @@ def test_metrics_parse_and_move_as_work_runs(daemon_factory: Any) -> None:
     assert after.value("edged_http_responses_total", code="404") == 1
     assert after.value("edged_http_responses_total", code="400") == 1
     assert after.value("edged_http_responses_total", code="200") >= 8
+    # the standard process families, from the daemon's own /proc entry
+    rss = after.value("process_resident_memory_bytes")
+    assert 10e6 < rss < 500e6
+    assert after.value("process_cpu_seconds_total") > 0
+    assert 3 <= after.value("process_open_fds") <= after.value("process_max_fds")
+    assert abs(after.value("process_start_time_seconds") - time.time()) < 120
+    assert len(after.series("edged_build_info")) == 1
 
 
 def test_pending_queue_depth_by_task_name(daemon_factory: Any) -> None:
