@@ -216,3 +216,53 @@ async def test_concurrency_modes(make_daemon: Any, broker: Broker) -> None:
                     await wait_count(daemon, "m_queued", i + 2)
             assert len(await search(daemon, "m_queued")) == 3
         assert daemon.terminate() == 0
+
+
+LOAD_FLOW = flow(
+    "load",
+    [publish_task("reply", "load/out", "${workflow.input}")],
+    triggers=[{"name": "r", "topic": "load/in", "identity": "payload.id"}],
+)
+
+
+async def test_broker_restart_under_load_loses_nothing(make_daemon: Any, broker: Broker) -> None:
+    """Triggers and outbox publishes while the broker is stopped and started again: every
+    identity starts exactly one execution and every reply reaches the subscriber."""
+    with trio.fail_after(DEADLINE_S):
+        daemon = make_daemon(LOAD_FLOW, mqtt={"reconnect_min_s": 0.05, "reconnect_max_s": 0.3})
+        sub_settings = broker.settings(client_id="load-sub")
+        async with open_mqtt_client(sub_settings) as sub:
+            await sub.subscribe("load/out", 1)
+        await start(daemon)
+        n = 300
+        replies: set[str] = set()
+        async with (
+            open_mqtt_client(broker.settings(client_id="load-pub")) as pub,
+            open_mqtt_client(sub_settings) as sub,
+        ):
+            await sub.subscribe("load/out", 1)
+
+            all_in = trio.Event()
+
+            async def receive() -> None:
+                while len(replies) < n:
+                    message = await sub.receive()
+                    replies.add(json.loads(message.payload)["id"])
+                all_in.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receive)
+                for i in range(n):
+                    if i in (100, 200):
+                        broker.stop()  # SIGTERM: sessions and queued messages kept
+                        await trio.sleep(0.3)
+                        broker.start()
+                    await pub.publish("load/in", json.dumps({"id": f"m{i}"}).encode(), qos=1)
+                with trio.move_on_after(40):
+                    await all_in.wait()
+                nursery.cancel_scope.cancel()
+        assert len(replies) == n, f"{n - len(replies)} replies missing"
+        done = await wait_count(daemon, "load", n, status="COMPLETED", timeout_s=30)
+        assert len(done) == n
+        assert len(await search(daemon, "load")) == n  # never two for one identity
+        assert daemon.terminate() == 0
