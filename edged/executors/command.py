@@ -19,6 +19,7 @@ Config (checked before the journal opens; a fault stops the start)::
       command:
         allow: [workers, /usr/bin/python3]  # files or directories that may run
         pass_env: [PATH, HOME, LANG]        # inherited variables (default shown + LC_ALL, TZ, TMPDIR)
+        max_concurrent: 8                   # programs running at once, all bindings (default 8)
 
 `argv[0]` is resolved when the binding is built (relative to the config
 file's directory when it holds a `/`, else on `PATH`) and must be an
@@ -36,6 +37,9 @@ Three Trio tasks feed stdin, collect stdout (at most `max_output_bytes`) and
 turn stderr lines into task logs (at most `max_log_lines` lines of
 `max_log_line_bytes` each; the rest are counted and drained, never stored, so
 a chatty child neither blocks nor grows memory).  No thread per process.
+At most `executors.command.max_concurrent` programs run at once across all
+command bindings; further tasks wait for a slot (back-pressure; the time
+limit below starts when the program does).
 
 Outcome: exit 0 and stdout one JSON object -> COMPLETED with that output;
 exit 0 with anything else on stdout -> FAILED saying what was there; exit in
@@ -94,7 +98,8 @@ _SPEC_KEYS = {
     "env",
     "cwd",
 }
-_SETTINGS_KEYS = {"allow", "pass_env"}
+_SETTINGS_KEYS = {"allow", "pass_env", "max_concurrent"}
+DEFAULT_MAX_CONCURRENT = 8
 _READ_CHUNK = 65536
 
 
@@ -222,9 +227,12 @@ def parse_spec(spec: Any, ctx: BindingContext) -> CommandSpec:
 def command_binding(task_name: str, spec: Any, ctx: BindingContext) -> Handler:
     """The `command` kind's factory (registered at import)."""
     parsed = parse_spec(spec, ctx)
+    limit = ctx.settings.get("max_concurrent", DEFAULT_MAX_CONCURRENT)
+    slots: trio.CapacityLimiter = ctx.shared.setdefault("slots", trio.CapacityLimiter(limit))
 
     async def run(task: TaskContext) -> dict[str, Any]:
-        return await run_command(parsed, task)
+        async with slots:
+            return await run_command(parsed, task)
 
     run.__qualname__ = f"command[{task_name}]"
     return run
@@ -235,6 +243,12 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     for key, value in settings.items():
         if key not in _SETTINGS_KEYS:
             raise ConfigError(f"executors.command.{key}: unknown key")
+        if key == "max_concurrent":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+                raise ConfigError(
+                    f"executors.command.max_concurrent: expected 1..1024, got {value!r}"
+                )
+            continue
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             what = "paths" if key == "allow" else "variable names"
             raise ConfigError(f"executors.command.{key}: expected a list of {what}")

@@ -19,7 +19,7 @@ same contract as `@task` handlers).  A factory raises `ctx.error("...")`, a
 command.argv: ...`).  `ctx.settings` is the kind's section of the config's
 top-level `executors:` mapping (e.g. `executors: {command: {allow: [...]}}`),
 `ctx.base_dir` is the directory relative paths resolve against (the config
-file's).
+file's), `ctx.shared` a dict every binding of the kind shares in one build.
 
 `build_bindings(cfg)` builds every binding.  `edged run` calls it BEFORE the
 journal opens, so a bad binding (unknown kind, program not allowed, malformed
@@ -71,6 +71,9 @@ class BindingContext:
     path: str  # "bindings.NAME.KIND": the prefix of every error about this spec
     base_dir: Path = field(default_factory=Path.cwd)
     settings: Mapping[str, Any] = field(default_factory=dict)  # executors.KIND
+    # one dict per kind and build, the same for every binding of the kind:
+    # where a factory keeps what its bindings share (a concurrency limiter, ...)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def error(self, message: str, at: str = "") -> ConfigError:
         """A ConfigError naming the spec's path (`at` adds a sub-key: `.argv`)."""
@@ -126,6 +129,7 @@ class ExecutorRegistry:
             if check is not None:
                 check(section or {})  # checked even when no binding uses the kind
         handlers: dict[str, Handler] = {}
+        shared: dict[str, dict[str, Any]] = {}
         for name, binding in bindings.items():
             if not isinstance(binding, dict) or len(binding) != 1:
                 raise ConfigError(
@@ -142,6 +146,7 @@ class ExecutorRegistry:
                 path=f"bindings.{name}.{kind}",
                 base_dir=base_dir or Path.cwd(),
                 settings=executors.get(kind) or {},
+                shared=shared.setdefault(str(kind), {}),
             )
             handlers[str(name)] = factory(str(name), spec, ctx)
         return handlers

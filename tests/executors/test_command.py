@@ -224,6 +224,20 @@ async def test_many_at_once() -> None:
     assert results == {n: {"n": n, "even": n % 2 == 0, "attempt": 0} for n in range(40)}
 
 
+async def test_max_concurrent_holds_programs_back() -> None:
+    handlers = default_executors.build(
+        {"a": {"command": [str(MISBEHAVE)]}, "b": {"command": [str(MISBEHAVE)]}},
+        base_dir=HERE,
+        executors={"command": {"allow": [str(WORKERS)], "max_concurrent": 2}},
+    )
+    started = time.monotonic()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for i in range(6):  # three rounds of two, across both bindings
+                nursery.start_soon(handlers["ab"[i % 2]], context({"mode": "nap"}))
+    assert time.monotonic() - started >= 0.9
+
+
 # -- configuration ------------------------------------------------------------
 
 
@@ -315,6 +329,8 @@ def test_settings_and_kinds_are_checked() -> None:
     assert msg == "executors.command.deny: unknown key"
     msg = config_error({"x": {"command": [str(MISBEHAVE)]}}, {"command": {"allow": "workers"}})
     assert msg == "executors.command.allow: expected a list of paths"
+    msg = config_error({}, {"command": {"max_concurrent": 0}})
+    assert msg == "executors.command.max_concurrent: expected 1..1024, got 0"
     assert config_error({}, {"subprocess": {}}).startswith(
         "executors.subprocess: unknown executor kind (known: "
     )

@@ -51,5 +51,6 @@ leave)
     echo '{"left":"a child"}'
     ;;
 signal) kill -9 $$ ;;
+nap) sleep 0.3; echo '{"napped":true}' ;;
 *) echo "unknown mode '$mode'" >&2; exit 2 ;;
 esac
