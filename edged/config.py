@@ -28,6 +28,7 @@ Example (every key optional)::
     executors:
       command:
         allow: [/opt/edged/workers, /usr/bin/node]  # programs (files or directories) that may run
+        max_concurrent: 8             # programs running at once; more tasks wait for a slot
     journal:
       retention_max_age_s: 604800
       retention_max_count: 10000
