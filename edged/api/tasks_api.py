@@ -30,6 +30,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import trio
+
 from edged.api import shapes
 from edged.api.engine_api import EngineAPI
 from edged.api.messages import AnyResponse, Request, empty_response, json_response
@@ -55,6 +57,10 @@ class WorkerAPI(Protocol):
         count: int,
         timeout_ms: int,
     ) -> list[JsonDict]: ...
+
+    async def check_result(self, result: JsonDict) -> None:
+        """NotFound unless the result names a known workflow and task."""
+        ...
 
     async def next_task(self, result: JsonDict) -> JsonDict | None: ...
 
@@ -133,10 +139,22 @@ class _TasksApi:
 
     async def update_v2(self, request: Request, params: Params) -> AnyResponse:
         result = shapes.task_result(request.body)
-        await self.engine.update_task(result)
         if result.get("extendLease"):
+            await self.engine.update_task(result)
             return empty_response(204)
-        nxt = await self.workers.next_task(result)
+        # Checked first, then the update and the next poll go to the engine together
+        # and share one group commit.  Should that commit fail, both fail: the next
+        # task goes back to the head of its queue and the worker gets the error.
+        await self.workers.check_result(result)
+        found: list[JsonDict | None] = []
+
+        async def next_task() -> None:
+            found.append(await self.workers.next_task(result))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(next_task)
+            await self.engine.update_task(result)
+        nxt = found[0] if found else None
         return json_response(nxt) if nxt is not None else empty_response(204)
 
     async def add_log(self, request: Request, params: Params) -> AnyResponse:

@@ -135,6 +135,11 @@ class WorkerService:
             return None
         return wf, task
 
+    async def check_result(self, result: JsonDict) -> None:
+        wf = await self.engine.workflow(str(result["workflowInstanceId"]))
+        if wf.task_by_id(str(result["taskId"])) is None:
+            raise NotFound(f"No such task: {result['taskId']} in workflow {wf.workflow_id}")
+
     async def next_task(self, result: JsonDict) -> JsonDict | None:
         """update-v2's answer: the next task of the updated task's type for that worker."""
         wf = await self.engine.workflow(str(result["workflowInstanceId"]))
