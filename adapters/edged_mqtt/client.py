@@ -104,6 +104,7 @@ class MqttClient:
         self._received = 0
         self._oversized = 0
         self._failed_attempts = 0
+        self._outage_attempts = 0  # attempts since the last accepted connection
 
     # ----------------------------------------------------------------- public API
 
@@ -257,6 +258,7 @@ class MqttClient:
         failures = 0
         first = True
         while not self._closed:
+            self._outage_attempts = failures
             accepted = await self._run_connection(first)
             first = False
             if self._closed:
@@ -268,7 +270,7 @@ class MqttClient:
             s = self.settings
             delay_s = backoff_s(failures, s.reconnect_base_s, s.reconnect_cap_s, self._rand)
             failures += 1
-            log.info("mqtt reconnect_in_s=%.3f attempt=%d", delay_s, failures)
+            log.debug("mqtt reconnect_in_s=%.3f attempt=%d", delay_s, failures)
             await trio.sleep(delay_s)
 
     async def _run_connection(self, first: bool) -> bool:
@@ -279,7 +281,15 @@ class MqttClient:
             connect = self._connect_first if first else self._paho.reconnect
             rc = await trio.to_thread.run_sync(connect)
         except (OSError, ValueError) as exc:  # ssl.SSLError and socket.timeout are OSErrors
-            log.warning("mqtt connect_failed host=%s port=%d error=%r", s.host, s.port, exc)
+            n = self._outage_attempts + 1
+            if n & (n - 1) == 0:  # attempts 1, 2, 4, 8...: an outage does not flood the log
+                log.warning(
+                    "mqtt connect_failed host=%s port=%d error=%r attempts=%d",
+                    s.host,
+                    s.port,
+                    exc,
+                    n,
+                )
             return False
         sock = self._paho.socket()
         if rc != _OK or sock is None:
