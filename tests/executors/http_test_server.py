@@ -10,6 +10,7 @@ so it serves both Trio tests and the blocking daemon tests.  Paths:
 /slow-head?ms=N  waits N ms, then 200 JSON
 /slow-body       announces 10 bytes, sends 2, stalls 5 s
 /huge            announces and streams 5 MB
+/huge-head       200 KB of headers
 /garbage         a line that is not HTTP, then closes
 /close           closes without answering
 """
@@ -90,6 +91,12 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(chunk)
             except OSError:
                 pass  # the client hung up at its limit
+        elif path == "/huge-head":
+            self.send_response(200)
+            for i in range(2000):
+                self.send_header(f"X-Filler-{i}", "f" * 100)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif path == "/garbage":
             self.wfile.write(b"THIS IS NOT HTTP\r\n\r\n")
             self.close_connection = True

@@ -156,6 +156,11 @@ async def test_huge_response_is_cut_off(server: str) -> None:
     assert exc.reason.endswith("response body exceeds 1048576 bytes")
 
 
+async def test_huge_head_is_refused(server: str) -> None:
+    exc = await failure({"http_request": {"uri": f"{server}/huge-head", "method": "GET"}})
+    assert "malformed response" in exc.reason, exc.reason
+
+
 @pytest.mark.parametrize("path", ["/garbage", "/close"])
 async def test_garbage_or_no_answer(server: str, path: str) -> None:
     exc = await failure({"http_request": {"uri": f"{server}{path}", "method": "GET"}})
