@@ -16,7 +16,8 @@ while it was away are delivered when it comes back) with manual acks. For each
    ``status: succeeded``; ``raise WorkerResult(..., status="aborted")`` -> aborted; any other
    exception -> ``result: fail, status: errored`` with the exception as message.
 3. Only after ``.finished`` is acknowledged by the broker is the triggered message acked,
-   so a worker crash mid-task gets the event again (at least once).
+   so a worker crash mid-task gets the event again (at least once). Up to ``max_concurrent``
+   events (default 16) are handled at once.
 
 Answers are kept in memory (bounded, the oldest forgotten first) and, with ``state_dir``, as
 one JSON file per triggered id so a restarted worker still replays instead of redoing.
@@ -100,6 +101,7 @@ class KeptnWorker:
         self.prefix = topic_prefix
         self.state_dir = state_dir
         self.answered: collections.OrderedDict[str, list[bytes]] = collections.OrderedDict()
+        self._running: dict[str, trio.Event] = {}
         self.stats = WorkerStats()
         if state_dir is not None:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -107,10 +109,22 @@ class KeptnWorker:
     def topic(self, kind: Kind) -> str:
         return f"{self.prefix}/{self.task}/{kind.value}"
 
-    async def serve(self) -> None:
-        async for message in self.client.messages():
-            await self.handle(message)
-            self.client.ack(message)
+    async def serve(self, max_concurrent: int = 16) -> None:
+        """Handle triggered events, up to ``max_concurrent`` at once (beyond that the
+        reader waits and the broker's in-flight window holds the rest)."""
+        slots = trio.Semaphore(max_concurrent)
+
+        async def one(message: MqttMessage) -> None:
+            try:
+                await self.handle(message)
+            finally:
+                slots.release()
+            self.client.ack(message)  # after .finished was acknowledged: at least once
+
+        async with trio.open_nursery() as nursery:
+            async for message in self.client.messages():
+                await slots.acquire()
+                nursery.start_soon(one, message)
 
     async def handle(self, message: MqttMessage) -> None:
         try:
@@ -126,6 +140,9 @@ class KeptnWorker:
             self.stats.malformed += 1
             log.warning("keptn worker malformed topic=%s error=%s", message.topic, exc)
             return
+        running = self._running.get(event.id)
+        if running is not None:
+            await running.wait()  # a duplicate while the first copy runs: then replay
         stored = self._stored(event.id)
         if stored is not None:
             self.stats.replayed += 1
@@ -143,11 +160,16 @@ class KeptnWorker:
                 answers.append(raw)
             await self._send(kind, raw)
 
-        await publish(Kind.STARTED, {"status": "succeeded"})
-        finished = await self._run(event, partial(publish, Kind.STATUS_CHANGED))
-        await publish(Kind.FINISHED, finished)
-        self._remember(event.id, answers)
-        self.stats.handled += 1
+        done = self._running[event.id] = trio.Event()
+        try:
+            await publish(Kind.STARTED, {"status": "succeeded"})
+            finished = await self._run(event, partial(publish, Kind.STATUS_CHANGED))
+            await publish(Kind.FINISHED, finished)
+            self._remember(event.id, answers)
+            self.stats.handled += 1
+        finally:
+            del self._running[event.id]
+            done.set()
 
     async def _run(self, event: CloudEvent, status_changed: Any) -> dict[str, Any]:
         data = event.data.get(self.task, {}) if isinstance(event.data, dict) else {}
@@ -213,6 +235,7 @@ async def run_worker(
     name: str = "py",
     topic_prefix: str = "keptn",
     state_dir: Path | None = None,
+    max_concurrent: int = 16,
     task_status: trio.TaskStatus[KeptnWorker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``task_name`` until cancelled; ``nursery.start`` returns once subscribed."""
@@ -226,7 +249,7 @@ async def run_worker(
         )
         await client.subscribe(worker.topic(Kind.TRIGGERED), 1)
         task_status.started(worker)
-        await worker.serve()
+        await worker.serve(max_concurrent)
 
 
 def _echo(data: dict[str, Any], event: CloudEvent, progress: Callable[[str], None]) -> Any:
