@@ -162,7 +162,7 @@ async def _exchange(
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise HttpFailure(f"malformed response: {exc}") from None
+            raise _malformed(exc, response, limits) from None
         if event is h11.NEED_DATA:
             try:
                 with trio.fail_after(limits.read_timeout_s):
@@ -176,7 +176,7 @@ async def _exchange(
             try:
                 conn.receive_data(bytes(data))
             except h11.RemoteProtocolError as exc:
-                raise HttpFailure(f"malformed response: {exc}") from None
+                raise _malformed(exc, response, limits) from None
         elif isinstance(event, h11.Response):
             response = event
         elif isinstance(event, h11.Data):
@@ -199,3 +199,14 @@ async def _exchange(
         elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             raise HttpFailure("the server closed the connection before a complete response")
         # h11.InformationalResponse (100 Continue, ...) is skipped
+
+
+def _malformed(
+    exc: h11.RemoteProtocolError, response: h11.Response | None, limits: HttpLimits
+) -> HttpFailure:
+    if exc.error_status_hint == 431:
+        return HttpFailure(f"response head exceeds {limits.max_header_bytes} bytes")
+    if "ConnectionClosed" in str(exc):
+        when = "without answering" if response is None else "in the middle of the response"
+        return HttpFailure(f"the server closed the connection {when}")
+    return HttpFailure(f"malformed response: {exc}")
