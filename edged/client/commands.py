@@ -15,10 +15,10 @@ Exit codes (`EXIT_*`), the same for every command:
 - 4: not found (no such execution or workflow definition);
 - 5: the server refused or failed otherwise (401 wrong token, 409, 5xx).
 
-Following a stream (``logs -f``, ``start --wait``) survives a cut-off or a
-dropped connection: the command reconnects with the last event id it saw
-(``Last-Event-ID``), so no event is printed twice or lost, up to
-`_RECONNECTS` times in a row.
+Following a stream (``logs -f``, ``start --wait``) survives a cut-off, a
+dropped connection and a daemon restart of up to `_OUTAGE_S`: the command
+reconnects with the last event id it saw (``Last-Event-ID``), so no event is
+printed twice or lost.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ EXIT_OK, EXIT_NOT_COMPLETED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_SERVER = 3, 4, 5
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 COMMANDS = ("start", "get", "list", "logs", "graph", "signal")
-_RECONNECTS = 5
+_OUTAGE_S = 30.0
 _TERMINAL = ("COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED")
 _TASK_STATUSES = ("COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "IN_PROGRESS")
 
@@ -304,15 +304,18 @@ def _signal(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) 
 def _follow(
     client: Client, workflow_id: str, deadline: float | None = None, *, follow: bool = True
 ) -> Iterator[dict[str, Any]]:
-    """Event documents of one execution until its stream ends; reconnects on cut-offs.
+    """Event documents of one execution until its stream ends.
 
-    Raises TimeoutError at `deadline` (monotonic), Unreachable after
-    `_RECONNECTS` failed attempts in a row.
+    Reconnects with the last id after a cut-off at once, and after a lost
+    connection (or a 503 while the daemon restarts) with backoff for up to
+    `_OUTAGE_S`; then raises Unreachable.  Raises TimeoutError at `deadline`
+    (monotonic).  A first connection that fails raises at once.
     """
     path = f"/api/workflow/{path_quote(workflow_id)}/events"
     last_id: str | None = None
-    failures = 0
     connected = False
+    outage_since: float | None = None
+    attempt = 0
     while True:
         read_timeout = 60.0
         if deadline is not None:
@@ -324,7 +327,7 @@ def _follow(
                 query=None if follow else {"follow": "false"},
                 read_timeout_s=read_timeout,
             ):
-                failures, connected = 0, True
+                connected, outage_since, attempt = True, None, 0
                 if event.event == "end":
                     return
                 if event.event == "cutoff":
@@ -336,17 +339,20 @@ def _follow(
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError
             else:
-                failures += 1  # the response ended without "end": connection lost
-        except Unreachable:
+                raise Unreachable(f"{client.server}: the event stream ended early")
+            continue
+        except (Unreachable, ApiError) as exc:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError from None
-            failures += 1
-            if failures > _RECONNECTS or not connected:
+            retryable = isinstance(exc, Unreachable) or exc.status == 503
+            if not connected or not retryable:
                 raise
-        if failures > _RECONNECTS:
-            raise Unreachable(f"{client.server}: the event stream keeps breaking")
-        if failures:
-            time.sleep(min(2.0, 0.1 * 2**failures))
+            now = time.monotonic()
+            outage_since = outage_since or now
+            if now - outage_since > _OUTAGE_S:
+                raise Unreachable(f"{exc} (retried for {_OUTAGE_S:g} s)") from None
+        attempt += 1
+        time.sleep(min(2.0, 0.05 * 2**attempt))
 
 
 def _event_doc(event: SseEvent) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -237,3 +238,44 @@ def test_wait_falls_back_to_polling_when_streams_are_full(tmp_path: Path) -> Non
             assert follow.returncode == 5 and "too many live streams" in follow.stderr
     finally:
         small.kill()
+
+
+def test_logs_follow_survives_a_daemon_restart(daemon: Any) -> None:
+    """SIGTERM + start again on the same journal and port: `logs -f` reconnects with
+    the last id it printed and shows the rest, nothing twice."""
+    wid = started(daemon, "waiter", {})
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "edged.cli", "logs", "-f", wid, "--json", "--server", daemon.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,  # what select() saw is what os.read() gets: nothing hides in a buffer
+    )
+    try:
+        assert follow.stdout is not None
+        ready, _, _ = select.select([follow.stdout], [], [], 15)
+        assert ready, "logs -f printed nothing"
+        first = os.read(follow.stdout.fileno(), 65536)  # connected: the stream has begun
+        assert daemon.terminate() == 0
+        daemon.start()
+        signalled = edged(
+            "signal", wid, "gate", "--output", '{"note": "after restart"}', server=daemon.url
+        )
+        assert signalled.returncode == 0, signalled.stderr
+        out, err = follow.communicate(timeout=CLI_TIMEOUT_S + 30)
+        out = first + out
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert follow.returncode == 0, err
+    docs = [json.loads(line) for line in out.decode().splitlines()]
+    ids = [d["id"] for d in docs]
+    assert ids == sorted(set(ids)), "no event twice"
+    assert [d["kind"] for d in docs][:3] == [
+        "WorkflowStarted",
+        "TaskScheduled",
+        "TaskStatusChanged",
+    ]
+    assert docs[-1]["kind"] == "WorkflowStatusChanged" and docs[-1]["data"]["status"] == "COMPLETED"
+    logged = [line for d in docs if d["kind"] == "TaskLogged" for line in d["data"]["logs"]]
+    assert logged == ["after restart"]
