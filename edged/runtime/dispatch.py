@@ -271,6 +271,8 @@ class Dispatcher:
             name = self._polled.pop(task_id, None)
             if name is not None:
                 self._limits[name].in_flight -= 1
+                if self.queues.waiting():
+                    self.queues.wake(name)  # a slot under concurrentExecLimit freed
 
     def cancel(self, task_id: str) -> None:
         scope = self._scopes.get(task_id)

@@ -162,6 +162,13 @@ class TaskQueues:
         queue = self.pending.get(name)
         return len(queue) if queue else 0
 
+    def wake(self, task_type: str) -> None:
+        """Wake the waiters of every queue of `task_type` (a limit may admit one now)."""
+        suffix = f"{DOMAIN_SEPARATOR}{task_type}"
+        for name, lot in list(self._lots.items()):
+            if lot and (name == task_type or name.endswith(suffix)):
+                lot.unpark_all()
+
     async def wait(self, name: str) -> bool:
         """Park until a task is pushed to queue `name`; False at once when too many wait.
 

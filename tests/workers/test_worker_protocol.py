@@ -151,6 +151,30 @@ async def test_batch_poll_is_woken_by_a_new_task(http: httpx.AsyncClient) -> Non
     assert time.monotonic() - began < 4.0  # woken, not timed out at 5 s
 
 
+async def test_a_long_poll_held_back_by_concurrent_exec_limit_is_woken_when_a_slot_frees(
+    http: httpx.AsyncClient,
+) -> None:
+    task = await register(http, "limited", concurrentExecLimit=1)
+    first_id, second_id = await start(http, "limited", 1), await start(http, "limited", 2)
+    first = await poll(http, task)
+    assert first is not None and first["workflowInstanceId"] == first_id
+    assert await poll(http, task) is None  # the second waits for the slot
+    got: list[Json] = []
+
+    async def long_poll() -> None:
+        resp = await http.get(f"/api/tasks/poll/batch/{task}", params={"timeout": 5000})
+        got.extend(resp.json())
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(long_poll)
+            await trio.sleep(0.3)
+            began = time.monotonic()
+            assert (await update(http, first, "COMPLETED")).status_code == 200
+    assert [t["workflowInstanceId"] for t in got] == [second_id]
+    assert time.monotonic() - began < 4.0  # woken by the freed slot, not by the timeout
+
+
 async def test_batch_poll_takes_up_to_count(http: httpx.AsyncClient) -> None:
     task = await register(http, "count")
     ids = [await start(http, "count", n) for n in range(5)]
