@@ -13,6 +13,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,22 +181,28 @@ def test_unreachable_server_exits_3() -> None:
     assert edged("get", "x", server="ftp://example").returncode == 2
 
 
-def test_token_from_flag_or_environment(tmp_path: Path) -> None:
-    guarded = make_daemon(tmp_path, auth_token="cli-test-token-0123456789")
-    try:
-        refused = edged("list", server=guarded.url)
-        assert refused.returncode == 5 and "bearer token" in refused.stderr
-        wrong = edged("list", "--token", "nope", server=guarded.url)
-        assert wrong.returncode == 5
-        flag = edged("list", "--token", "cli-test-token-0123456789", server=guarded.url)
-        assert flag.returncode == 0, flag.stderr
-        env = edged(
-            "start", "talker", "--wait", server=guarded.url,
-            env={"EDGED_TOKEN": "cli-test-token-0123456789"},
-        )  # fmt: skip
-        assert env.returncode == 0, env.stderr  # the stream is authorized too
-    finally:
-        guarded.kill()
+TOKEN = "cli-test-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A daemon that wants a token and serves one stream at a time."""
+    d = make_daemon(
+        tmp_path_factory.mktemp("guarded"), auth_token=TOKEN, streams={"max_clients": 1}
+    )
+    yield d
+    d.kill()
+
+
+def test_token_from_flag_or_environment(guarded: Any) -> None:
+    refused = edged("list", server=guarded.url)
+    assert refused.returncode == 5 and "bearer token" in refused.stderr
+    wrong = edged("list", "--token", "nope", server=guarded.url)
+    assert wrong.returncode == 5
+    flag = edged("list", "--token", TOKEN, server=guarded.url)
+    assert flag.returncode == 0, flag.stderr
+    env = edged("start", "talker", "--wait", server=guarded.url, env={"EDGED_TOKEN": TOKEN})
+    assert env.returncode == 0, env.stderr  # the stream is authorized too
 
 
 def test_graph_colours_an_execution(daemon: Any, tmp_path: Path) -> None:
@@ -220,24 +227,22 @@ def test_graph_colours_an_execution(daemon: Any, tmp_path: Path) -> None:
     assert gone.returncode == 4
 
 
-def test_wait_falls_back_to_polling_when_streams_are_full(tmp_path: Path) -> None:
+def test_wait_falls_back_to_polling_when_streams_are_full(guarded: Any) -> None:
     import httpx
 
-    small = make_daemon(tmp_path, streams={"max_clients": 1})
-    try:
-        with httpx.stream("GET", f"{small.url}/api/events", timeout=10) as held:
-            assert held.status_code == 200  # the only stream slot is taken
-            result = edged(
-                "start", "talker", "--input", '{"word": "polled", "ms": 600}', "--wait",
-                server=small.url,
-            )  # fmt: skip
-            assert result.returncode == 0, result.stderr
-            assert "COMPLETED" in result.stdout.splitlines()[0]
-            assert "RUNNING" in result.stderr  # progress while polling
-            follow = edged("logs", "-f", result.stdout.split()[2], server=small.url)
-            assert follow.returncode == 5 and "too many live streams" in follow.stderr
-    finally:
-        small.kill()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.stream("GET", f"{guarded.url}/api/events", headers=auth, timeout=10) as held:
+        assert held.status_code == 200  # the only stream slot is taken
+        result = edged(
+            "start", "talker", "--input", '{"word": "polled", "ms": 600}', "--wait",
+            server=guarded.url, env={"EDGED_TOKEN": TOKEN},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "COMPLETED" in result.stdout.splitlines()[0]
+        assert "RUNNING" in result.stderr  # progress while polling
+        wid = result.stdout.split()[2]
+        follow = edged("logs", "-f", wid, server=guarded.url, env={"EDGED_TOKEN": TOKEN})
+        assert follow.returncode == 5 and "too many live streams" in follow.stderr
 
 
 def test_logs_follow_survives_a_daemon_restart(daemon: Any) -> None:
