@@ -30,13 +30,17 @@ from read_daemon import make_daemon, start
 from schemathesis import GenerationMode
 
 # Generation, not the daemon, is the cost (~20 ms per negative case): these keep
-# the whole run near 30 s on a quiet 2-core machine.
+# the whole run near 25 s of CPU (55 operations) on this 2-core machine.
 # EDGED_FUZZ_SCALE=20 multiplies them for a deeper run by hand (not in CI).
 SCALE = max(1, int(os.environ.get("EDGED_FUZZ_SCALE", "1")))
-EXAMPLES = {GenerationMode.POSITIVE: 8 * SCALE, GenerationMode.NEGATIVE: 6 * SCALE}
-EXAMPLES_WITH_REAL_ID = 5 * SCALE
-TIMEOUT_S = 5.0
+EXAMPLES = {GenerationMode.POSITIVE: 6 * SCALE, GenerationMode.NEGATIVE: 4 * SCALE}
+EXAMPLES_WITH_REAL_ID = 4 * SCALE
+# A long poll may legitimately wait up to 5 s (its documented maximum); more is a hang.
+TIMEOUT_S = 8.0
 _SSE = "text/event-stream"
+# 503 is these routes' documented answer: not ready; stream subscriptions full (a
+# closed stream's slot is freed at its next keep-alive, so a deep run fills them).
+_MAY_SHED = frozenset({"/health/ready", "/api/events", "/api/workflow/{workflowId}/events"})
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +77,9 @@ def _fuzz_operation(
     def run(case: Any) -> None:
         if streaming:
             case.query = {**(case.query or {}), "follow": "false"}
+        timeout = (case.query or {}).get("timeout")
+        if "/poll/" in operation.path and isinstance(timeout, int) and timeout > 200:
+            case.query["timeout"] = 200  # keep valid long polls short (invalid ones are 400s)
         started = time.monotonic()
         try:
             resp = session.request(
@@ -83,7 +90,7 @@ def _fuzz_operation(
             return
         status = resp.status_code
         resp.close()
-        if status >= 500 and not (status == 503 and operation.path == "/health/ready"):
+        if status >= 500 and not (status == 503 and operation.path in _MAY_SHED):
             failures.append(f"{status} from {case.as_curl_command()}: {resp.text[:300]}")
         assert time.monotonic() - started < TIMEOUT_S + 1
 
