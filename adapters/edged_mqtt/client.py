@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -296,6 +297,12 @@ class MqttClient:
             log.warning("mqtt connect_failed host=%s port=%d rc=%s", s.host, s.port, rc)
             self.drop_connection()
             return False
+        # paho leaves Nagle on: a small PUBLISH written right after another small packet
+        # (a PUBACK) then waits for the broker's delayed ACK, ~40 ms per request/response
+        # round trip on Linux. MQTT packets are complete messages: send them at once.
+        if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
+            with suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             async with trio.open_nursery() as nursery:
                 self._conn_nursery = nursery

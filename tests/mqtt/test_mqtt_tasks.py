@@ -320,3 +320,16 @@ async def test_keptn_task_start_timeout_and_overall_timeout() -> None:
         )
     assert "started: w" in info.value.reason
     assert lines[-1] == "w: started"
+
+
+async def test_client_sockets_send_without_nagle(broker: Broker) -> None:
+    # With Nagle on, a reply PUBLISH written right after a PUBACK waited for the broker's
+    # delayed ACK: ~40 ms per MQTT_REQUEST round trip (benchmarks/mqtt_tasks.py).
+    import socket
+
+    with trio.fail_after(10):
+        async with open_mqtt_client(broker.settings(client_id="nodelay")) as client:
+            await client.wait_connected()
+            sock = client._paho.socket()
+            assert isinstance(sock, socket.socket)
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
