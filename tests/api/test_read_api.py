@@ -236,3 +236,15 @@ def test_bad_search_parameters_are_400s(
         faults = resp.json()["validationErrors"]
         assert any(f["path"] == path and fragment in f["message"] for f in faults), faults
     assert search(pop, query="status = RUNNING")["totalHits"] == 3  # still serving
+
+
+def test_metadata_workflow_listing_shape(pop: Population) -> None:
+    """Conductor's GET /api/metadata/workflow: a JSON array of WorkflowDef, every version."""
+    defs = pop.http.get("/api/metadata/workflow").json()
+    assert isinstance(defs, list)
+    by_name = {(d["name"], d["version"]): d for d in defs}
+    assert {("rd_add", 1), ("rd_wait", 1)} <= set(by_name)
+    add = by_name[("rd_add", 1)]
+    assert add["tasks"][0]["taskReferenceName"] == "add"
+    assert add["outputParameters"] == {"sum": "${add.output.sum}"}
+    assert add["schemaVersion"] == 2
