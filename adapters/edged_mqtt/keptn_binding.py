@@ -156,7 +156,10 @@ async def run_keptn_task(
     props.ContentType = STRUCTURED_CONTENT_TYPE
     limit = math.inf if spec.timeout_s is None else spec.timeout_s
     with correlator.open(task.triggered_id) as answers, trio.move_on_after(limit):
-        await publish(spec.triggered_topic(), encode_structured(event), 1, False, props)
+        try:
+            await publish(spec.triggered_topic(), encode_structured(event), 1, False, props)
+        except BadInput as exc:  # payload too large, data not JSON: a retry fails again
+            raise TaskFailed(f"keptn {spec.task}: {exc}", terminal=True) from exc
         log(f"published {event.type} id {event.id} to {spec.triggered_topic()}")
         while True:
             deadline = task.deadline_ms

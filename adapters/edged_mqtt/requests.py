@@ -35,6 +35,7 @@ from typing import Any
 
 import trio
 
+from edged.errors import BadInput
 from edged.handlers import TaskContext, TaskFailed
 from edged_mqtt.inbox import MqttMessage
 from edged_mqtt.topics import InvalidTopic, validate_topic
@@ -231,7 +232,10 @@ async def run_request(
     if spec.user_properties:
         props.UserProperty = list(spec.user_properties)
     with correlator.open(key) as replies, trio.move_on_after(spec.timeout_s):
-        await publish(spec.topic, spec.payload, spec.qos, False, props)
+        try:
+            await publish(spec.topic, spec.payload, spec.qos, False, props)
+        except BadInput as exc:  # payload too large, ...: the same input fails again
+            raise TaskFailed(f"MQTT_REQUEST: {exc}", terminal=True) from exc
         ctx.log(f"request published to {spec.topic}, waiting on {response_topic}")
         message: MqttMessage = await replies.receive()
         return reply_output(message, key)

@@ -333,3 +333,20 @@ async def test_client_sockets_send_without_nagle(broker: Broker) -> None:
             sock = client._paho.socket()
             assert isinstance(sock, socket.socket)
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+async def test_oversized_requests_and_triggered_events_fail_terminally() -> None:
+    from edged_mqtt.session import PayloadTooLarge
+
+    async def refuse(topic: str, payload: bytes, qos: int, retain: bool, props: Any) -> None:
+        raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds 10")
+
+    ctx = TaskContext("t1", "wf", "ask", "ask", 0, {"topic": "a", "payload": {"x": "y" * 50}})
+    with pytest.raises(TaskFailed, match="exceeds") as info:
+        await run_request(ctx, publish=refuse, correlator=Correlator(), reply_root="r")
+    assert info.value.terminal
+    with pytest.raises(TaskFailed, match="exceeds") as info:
+        await run_keptn_task(
+            ctx, KeptnSpec("backup"), publish=refuse, correlator=Correlator(), source="e"
+        )
+    assert info.value.terminal
