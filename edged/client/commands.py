@@ -96,7 +96,9 @@ def add_client_commands(sub: Any) -> None:
     )
 
     graph = sub.add_parser("graph", parents=[common], help="render a definition as dot or mermaid")
-    graph.add_argument("file")
+    graph.add_argument(
+        "file", nargs="?", help="definition file (default: the --execution's own definition)"
+    )
     graph.add_argument("--format", choices=("dot", "mermaid"), default="dot")
     graph.add_argument("--name", default=None, help="which workflow of FILE (default: the first)")
     graph.add_argument(
@@ -387,31 +389,42 @@ def _logs(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
 
 
 def _graph(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from edged.defs import DefinitionError, load_paths
-
-    try:
-        defs = load_paths([args.file])
-    except DefinitionError as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
-    workflows = [w for w in defs.workflows if args.name is None or w.get("name") == args.name]
-    if not workflows:
-        which = f"workflow {args.name!r}" if args.name else "workflow definition"
-        raise UsageError(f"{args.file}: no {which} in it")
-    statuses = None
+    execution = None
     if args.execution:
-        wf = client.call(
+        execution = client.call(
             "GET", f"/api/workflow/{path_quote(args.execution)}", query={"includeTasks": "true"}
         )
-        statuses = graphs.statuses_of(wf)
-    built = graphs.build_graph(workflows[0], statuses)
+    if args.file is not None:
+        definition = _definition_from_file(args.file, args.name)
+    elif isinstance(execution, dict) and isinstance(execution.get("workflowDefinition"), dict):
+        definition = execution["workflowDefinition"]  # the version the execution runs
+    else:
+        raise UsageError("graph needs FILE, or --execution ID of an execution with its definition")
+    statuses = graphs.statuses_of(execution) if isinstance(execution, dict) else None
+    built = graphs.build_graph(definition, statuses)
     text = graphs.render_dot(built) if args.format == "dot" else graphs.render_mermaid(built)
     if args.json:
         print(json.dumps({"format": args.format, "text": text}), file=out)
     else:
         out.write(text)
     return EXIT_OK
+
+
+def _definition_from_file(path: str, name: str | None) -> dict[str, Any]:
+    from edged.defs import DefinitionError, load_paths
+
+    try:
+        defs = load_paths([path])
+    except DefinitionError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    workflows = [w for w in defs.workflows if name is None or w.get("name") == name]
+    if not workflows:
+        which = f"workflow {name!r}" if name else "workflow definition"
+        raise UsageError(f"{path}: no {which} in it")
+    found: dict[str, Any] = workflows[0]
+    return found
 
 
 _COMMANDS: dict[str, Callable[[Client, argparse.Namespace, TextIO, TextIO], int]] = {

@@ -10,8 +10,9 @@ SWITCH/DECISION leaves one end per case (labelled with the case value, plus
 ``default``); FORK_JOIN leaves the ends of every branch, which the JOIN that
 follows collects; DO_WHILE draws its body in a cluster with a dashed edge
 back to the loop node and leaves a ``done`` end; TERMINATE leaves none; a
-SUB_WORKFLOW node names the workflow it starts.  The last open ends go to
-an ``end`` node.
+SUB_WORKFLOW node names the workflow it starts (an inline definition is drawn
+in its own cluster, entered by a dashed edge).  The last open ends go to an
+``end`` node.
 
 With an execution (Conductor's Workflow JSON), each node is coloured by the
 status of its task's latest attempt (loop iterations ``ref__N`` count for
@@ -151,18 +152,42 @@ def _task(graph: Graph, task: dict[str, Any], ends: list[End]) -> list[End]:
         inline = isinstance(param, dict) and isinstance(param.get("workflowDefinition"), dict)
         target = sub or ("inline definition" if inline else "?")
         node = graph.node(f"{ref}\nsub-workflow: {target}", "sub", ref)
-    elif kind == "JOIN":
-        node = graph.node(f"{ref}\nJOIN", "join", ref)
-    elif kind == "TERMINATE":
+        _join(graph, ends, node.id)
+        if inline:
+            assert isinstance(param, dict)
+            _inline(graph, node, ref, param["workflowDefinition"])
+        return [(node.id, None)]
+    if kind == "TERMINATE":
         node = graph.node(f"{ref}\nTERMINATE", "stop", ref)
         _join(graph, ends, node.id)
         return []
+    elif kind == "JOIN":
+        node = graph.node(f"{ref}\nJOIN", "join", ref)
     elif kind in ("SIMPLE", "HTTP") or kind == name:
         node = graph.node(label if kind == "SIMPLE" else f"{label}\n{kind}", "task", ref)
     else:
         node = graph.node(f"{label}\n{kind}", "task", ref)
     _join(graph, ends, node.id)
     return [(node.id, None)]
+
+
+def _inline(graph: Graph, node: Node, ref: str, definition: dict[str, Any]) -> None:
+    """An inline sub-workflow: its tasks in a cluster, entered by a dashed edge.
+
+    Its refs live in the child execution, so its nodes are never coloured
+    from the parent's statuses."""
+    first_node, first_edge = len(graph.nodes), len(graph.edges)
+    _walk(graph, _tasks(definition.get("tasks")), [(node.id, None)])
+    for index in range(first_edge, len(graph.edges)):
+        source, target, label, _ = graph.edges[index]
+        if source == node.id:
+            graph.edges[index] = (source, target, label, True)
+    members = graph.nodes[first_node:]
+    for member in members:
+        member.ref = None
+    if members:
+        title = f"sub-workflow {definition.get('name') or ref} (inline)"
+        graph.clusters.append((f"sub_{node.id}", title, [m.id for m in members]))
 
 
 # -- dot ---------------------------------------------------------------------

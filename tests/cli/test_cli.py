@@ -225,6 +225,10 @@ def test_graph_colours_an_execution(daemon: Any, tmp_path: Path) -> None:
     assert "  classDef COMPLETED fill:#b7e1b0,stroke:#555" in mermaid.stdout.splitlines()
     gone = edged("graph", str(definition), "--execution", "no-such-execution", server=daemon.url)
     assert gone.returncode == 4
+    # without FILE: the definition the execution runs, the same picture
+    pinned = edged("graph", "--execution", wid, server=daemon.url)
+    assert pinned.returncode == 0 and pinned.stdout == result.stdout
+    assert edged("graph", server=daemon.url).returncode == 2
 
 
 def test_wait_falls_back_to_polling_when_streams_are_full(guarded: Any) -> None:

@@ -194,3 +194,20 @@ def test_graph_command_reads_json_and_yaml(tmp_path: Path, fmt: str) -> None:
         check=False,
     )
     assert missing.returncode == 2 and "no workflow 'nope'" in missing.stderr
+
+
+def test_inline_sub_workflow_gets_its_own_cluster() -> None:
+    doc: dict[str, Any] = copy.deepcopy(SHAPES)
+    inner = {"name": "inner", "tasks": [{"name": "x", "taskReferenceName": "a1", "type": "SIMPLE"}]}
+    doc["tasks"][-1]["subWorkflowParam"] = {"workflowDefinition": inner}
+    built = build_graph(doc, {"a1": "COMPLETED", "child": "IN_PROGRESS"})
+    child = next(n for n in built.nodes if n.label.startswith("child\n"))
+    assert child.label == "child\nsub-workflow: inline definition" and child.status == "IN_PROGRESS"
+    (inner_node,) = [n for n in built.nodes if n.label == "a1\nx"]
+    assert inner_node.status is None, "the child's a1 is not the parent's a1"
+    assert (f"sub_{child.id}", "sub-workflow inner (inline)", [inner_node.id]) in built.clusters
+    assert (child.id, inner_node.id, None, True) in built.edges
+    _, edges = parse_dot(render_dot(built))
+    assert ("child", "end", None) in edges  # the parent goes on after the child
+    mermaid = render_mermaid(built).splitlines()
+    assert f"  {child.id} -.-> {inner_node.id}" in mermaid
