@@ -30,6 +30,7 @@ no execution row yet is kept but not counted.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -78,6 +79,25 @@ class SegmentResult:
     history_dropped: int
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str | None) -> str | None:
+    """A column string SQLite can store: UTF-8 has no lone surrogates (JSON has).
+
+    One reaching a column (a correlation id wired from workflow input into a
+    START_WORKFLOW, say) would otherwise fail every group commit it joins, so
+    each becomes U+FFFD in the column; the document keeps the original.
+    """
+    if value is None or value.isascii():
+        return value  # the common case: one cheap check
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
 def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
     """Encode `batch` (raises PayloadNotJSON before anything is queued).
 
@@ -91,13 +111,13 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
     p = PreparedBatch(
         executions=[
             (
-                e.workflow_id,
-                e.name,
+                _text(e.workflow_id),
+                _text(e.name),
                 e.version,
                 e.status,
-                e.parent_id,
-                e.correlation_id,
-                e.idempotency_key,
+                _text(e.parent_id),
+                _text(e.correlation_id),
+                _text(e.idempotency_key),
                 e.created_ms,
                 e.updated_ms,
                 e.ended_ms,

@@ -6,7 +6,8 @@ tests use, so the conftest files never shadow each other) and its
 
 - ``rd_add``  one ``it_add`` task: COMPLETED, or FAILED when ``a`` is not a
   number (its task definition allows no retries);
-- ``rd_wait`` one WAIT task: RUNNING until signalled or terminated.
+- ``rd_wait`` one WAIT task: RUNNING until signalled or terminated;
+- ``rd_starter`` starts an ``rd_wait`` whose correlation id is ``input.corr``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,25 @@ WORKFLOWS: list[dict[str, Any]] = [
         "version": 1,
         "schemaVersion": 2,
         "tasks": [{"name": "wait", "taskReferenceName": "gate", "type": "WAIT"}],
+    },
+    {
+        "name": "rd_starter",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {
+                "name": "start_child",
+                "taskReferenceName": "child",
+                "type": "START_WORKFLOW",
+                "inputParameters": {
+                    "startWorkflow": {
+                        "name": "rd_wait",
+                        "correlationId": "${workflow.input.corr}",
+                        "input": {"from": "rd_starter"},
+                    }
+                },
+            }
+        ],
     },
 ]
 TASKDEFS = [{"name": "it_add", "retryCount": 0, "timeoutSeconds": 60, "responseTimeoutSeconds": 60}]

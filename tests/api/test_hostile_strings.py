@@ -145,3 +145,19 @@ def test_hostile_json_bodies_never_5xx(http: httpx.Client) -> None:
     send()
     assert not failures, "\n".join(failures[:10])
     assert_healthy(http)
+
+
+def test_lone_surrogate_wired_into_a_column_at_run_time(http: httpx.Client) -> None:
+    """Input the API must accept (a payload) becomes a child's correlation id: the child
+    starts, the journal keeps writing, the daemon stays healthy."""
+    resp = post(
+        http, "POST", "/api/workflow", f'{{"name": "rd_starter", "input": {{"corr": {LONE}}}}}'
+    )
+    assert resp.status_code == 200, resp.text
+    wait_status(http, [resp.text], {"COMPLETED"})
+    child = http.get(f"/api/workflow/{resp.text}").json()["tasks"][0]["outputData"]["workflowId"]
+    wait_status(http, [child], {"RUNNING"})
+    found = http.get("/api/workflow/search", params={"query": 'correlationId = "\ufffdx"'}).json()
+    assert [r["workflowId"] for r in found["results"]] == [child]
+    assert_healthy(http)
+    assert start(http, "rd_wait", {"after": "the hostile child"})
