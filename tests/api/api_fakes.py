@@ -160,6 +160,22 @@ class FakeEngine:
             and (include_closed or w["status"] in ("RUNNING", "PAUSED"))
         ]
 
+    async def search_workflows(self, query: Any, *, full: bool) -> JsonDict:
+        # the real search runs against a real journal in tests/api/test_read_api.py
+        self._enter("search_workflows", query, full)
+        results = list(self.workflows.values())[query.start : query.start + query.size]
+        return {"totalHits": len(self.workflows), "results": results}
+
+    async def running_workflow_ids(
+        self, name: str, version: int, start_ms: int | None, end_ms: int | None
+    ) -> list[str]:
+        self._enter("running_workflow_ids", name, version, start_ms, end_ms)
+        return [
+            w["workflowId"]
+            for w in self.workflows.values()
+            if w["workflowName"] == name and w["status"] in ("RUNNING", "PAUSED")
+        ]
+
     async def remove_workflow(self, workflow_id: str) -> None:
         self._enter("remove_workflow", workflow_id)
         self._workflow(workflow_id)
