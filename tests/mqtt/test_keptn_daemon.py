@@ -215,3 +215,32 @@ def test_shell_worker(tmp_path: Path, broker: Broker) -> None:
         proc.wait(timeout=10)
         if proc.stderr:
             proc.stderr.close()
+
+
+async def test_broker_restart_while_worker_runs(tmp_path: Path, broker: Broker) -> None:
+    release = trio.Event()
+    running = trio.Event()
+
+    async def blocking(data: dict[str, Any], event: CloudEvent, progress: Any) -> Any:
+        running.set()
+        await release.wait()
+        return {"after": "restart"}
+
+    daemon = keptn_daemon(tmp_path, broker)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(run_worker, broker.settings(), "backup", blocking, name="w1")
+            )
+            await in_thread(daemon.start)
+            try:
+                wid = await start(daemon, "backup_flow")
+                await running.wait()
+                await in_thread(broker.restart)  # sessions persist; everyone reconnects
+                release.set()  # .finished goes out once the worker is back
+                done = await ended(daemon, wid, timeout_s=30)
+                assert done["status"] == "COMPLETED", done
+                assert done["tasks"][0]["outputData"]["backup"] == {"after": "restart"}
+            finally:
+                await in_thread(daemon.kill)
+                nursery.cancel_scope.cancel()

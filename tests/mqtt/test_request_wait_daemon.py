@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import trio
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from edged_mqtt.client import open_mqtt_client
 from tests.integration.conftest import Daemon
 from tests.mqtt.conftest import Broker
 from tests.mqtt.mqtt_daemon import REPLY_ROOT, mqtt_daemon, needs_clients, pub, start_emulator
@@ -158,3 +162,33 @@ def test_wait_completed_and_failed_by_messages(tmp_path: Path, broker: Broker) -
         assert wait_status(daemon, other)["status"] == "FAILED"
     finally:
         daemon.kill()
+
+
+async def test_request_survives_a_broker_restart(tmp_path: Path, broker: Broker) -> None:
+    daemon = mqtt_daemon(
+        tmp_path,
+        broker,
+        request_flow("slow", "devices/slow/cmd", {"cmd": "ping"}, 20),
+        taskdefs=[
+            {"name": "ask", "retryCount": 0, "timeoutSeconds": 60, "responseTimeoutSeconds": 60}
+        ],
+    )
+    with trio.fail_after(60):
+        async with open_mqtt_client(broker.settings(client_id="slow-device")) as device:
+            await device.subscribe("devices/slow/cmd", 1)
+            await trio.to_thread.run_sync(daemon.start)
+            try:
+                resp = await trio.to_thread.run_sync(daemon.start_workflow, "slow", {})
+                wid = resp.text.strip().strip('"')
+                request = await device.receive()
+                await trio.to_thread.run_sync(broker.restart)  # the reply goes out after it
+                props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                props.CorrelationData = request.properties.CorrelationData
+                await device.publish(
+                    request.properties.ResponseTopic, b'{"late": false}', 1, False, props
+                )
+                done = (await trio.to_thread.run_sync(daemon.wait_ended, [wid], 30))[wid]
+                assert done["status"] == "COMPLETED", done
+                assert done["output"]["reply"] == {"late": False}
+            finally:
+                await trio.to_thread.run_sync(daemon.kill)
