@@ -32,6 +32,11 @@ the message.
   set to the time left, so the broker drops them too if no subscriber takes them in time.
 - A bad message (topic, QoS, payload not encodable or too large) fails its task at once
   with a terminal error and its row is acknowledged.
+- ``confirm: false`` (MQTT_PUBLISH input): the task COMPLETES in the transition that
+  journals the row (the outbox's promise), so the execution needs no second commit; the
+  row is still delivered in order, at least once, after restarts. Its failures (bound,
+  expiry, refusal, bad input) can no longer fail the task: they are counted and logged,
+  like an EVENT's.
 """
 
 from __future__ import annotations
@@ -132,7 +137,7 @@ class MqttOutbox:
         except (BadInput, ValueError, TypeError) as exc:
             self.stats.invalid += 1
             log.warning("mqtt outbox invalid task=%s: %s", command.task_id, exc)
-            is_task = command.sink == PUBLISH_SINK
+            is_task = command.sink == PUBLISH_SINK and command.payload.get("confirm") is not False
             self._settle(
                 command.workflow_id,
                 command.task_id,
@@ -194,7 +199,7 @@ class MqttOutbox:
                 base = scheduled if isinstance(scheduled, int) else _now_ms()
                 expires_at = base + int(expires * 1000)
             content_type = body.get("contentType")
-            is_task = True
+            is_task = body.get("confirm") is not False  # else the task already completed
         else:
             topic = command.sink.split(":", 1)[1] if ":" in command.sink else ""
             payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()

@@ -317,7 +317,9 @@ def schedule_event(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
 
 def schedule_publish(tr: Transition, wt: dict[str, Any], scope: Scope, sink: str) -> None:
     """A task type registered with `operators.register_publish_type`: its input goes to
-    `sink` through the outbox; the sink completes (or fails) the task once delivered."""
+    `sink` through the outbox; the sink completes (or fails) the task once delivered.
+    With input `confirm: false` the task completes at once: the outbox row (committed with
+    this transition) is the promise of delivery, and the sink only acknowledges the row."""
     task = tr.new_task(wt, scope)
     payload = dict(task.input)
     payload["scheduledAtMs"] = tr.at_ms
@@ -326,7 +328,11 @@ def schedule_publish(tr: Transition, wt: dict[str, Any], scope: Scope, sink: str
             sink=sink, payload=payload, workflow_id=tr.wf.workflow_id, task_id=task.task_id
         )
     )
-    tr.set_status(task, TaskStatus.IN_PROGRESS, None)
+    if task.input.get("confirm") is False:
+        task.output = {"topic": task.input.get("topic"), "queued": True}
+        tr.finish(task, TaskStatus.COMPLETED, None)
+    else:
+        tr.set_status(task, TaskStatus.IN_PROGRESS, None)
 
 
 def _str_map(value: Any) -> dict[str, str]:

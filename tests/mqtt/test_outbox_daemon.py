@@ -47,6 +47,7 @@ PUB_FLOW = flow(
         )
     ],
 )
+FIRE_FLOW = flow("pub_fire", [publish_task("send", "fire/x", "${workflow.input}", confirm=False)])
 EVENT_FLOW = flow(
     "event_one",
     [
@@ -69,11 +70,12 @@ async def test_outbox_survives_broker_outage_and_sigkill_in_order(
     make_daemon: Any, broker: Broker
 ) -> None:
     with trio.fail_after(DEADLINE_S):
-        daemon = make_daemon(PUB_FLOW, EVENT_FLOW, mqtt=FAST_RECONNECT)
+        daemon = make_daemon(PUB_FLOW, EVENT_FLOW, FIRE_FLOW, mqtt=FAST_RECONNECT)
         sub_settings = broker.settings(client_id="outbox-sub")  # persistent session
         async with open_mqtt_client(sub_settings) as sub:
             await sub.subscribe("out/#", 1)
             await sub.subscribe("ev/#", 1)
+            await sub.subscribe("fire/#", 1)
         await start(daemon)
         broker.stop()  # SIGTERM: mosquitto keeps the subscriber's session on disk
         ids = []
@@ -81,6 +83,9 @@ async def test_outbox_survives_broker_outage_and_sigkill_in_order(
             topic = "out/a" if seq % 3 else "out/b"
             ids.append(await start_workflow(daemon, "pub_one", {"topic": topic, "seq": seq}))
         event_id = await start_workflow(daemon, "event_one", {"note": "hello"})
+        fire_id = await start_workflow(daemon, "pub_fire", {"fire": 1})
+        # confirm: false completes with the commit that journals the row, broker or not
+        assert (await wait_status(daemon, fire_id, ("COMPLETED",)))["status"] == "COMPLETED"
         await trio.sleep(0.3)
         first = await workflow(daemon, ids[0])
         assert first["status"] == "RUNNING"
@@ -91,7 +96,8 @@ async def test_outbox_survives_broker_outage_and_sigkill_in_order(
         async with open_mqtt_client(sub_settings) as sub:
             await sub.subscribe("out/#", 1)
             await sub.subscribe("ev/#", 1)
-            got = await collect(sub, 31, 30)
+            await sub.subscribe("fire/#", 1)
+            got = await collect(sub, 32, 30)
         per_topic: dict[str, list[int]] = {}
         for message in got:
             if message.topic.startswith("out/"):
@@ -103,6 +109,7 @@ async def test_outbox_survives_broker_outage_and_sigkill_in_order(
         events = [json.loads(m.payload) for m in got if m.topic == "ev/notify"]
         assert len(events) == 1 and events[0]["note"] == "hello"
         assert events[0]["workflowInstanceId"] == event_id
+        assert [json.loads(m.payload) for m in got if m.topic == "fire/x"] == [{"fire": 1}]
         for wid in ids:
             doc = await wait_status(daemon, wid, ("COMPLETED", "FAILED"))
             assert doc["status"] == "COMPLETED", doc.get("reasonForIncompletion")
