@@ -1,0 +1,239 @@
+"""Benchmark: MQTT message in -> workflow (one INLINE step) -> MQTT publish out, durable.
+
+The workload is examples/mqtt-echo driven by the peers' load generator
+(../shared/peers/mqtt/loadgen.py, the same one Node-RED is measured with): JSON messages
+{"seq", "ts", "pad"} to ``bench/in`` at QoS 1 at a fixed rate; latency = arrival of the same
+``seq`` on ``bench/out`` - ``ts`` (CLOCK_MONOTONIC, same machine).
+
+For each system, in the same run, through a fresh private Mosquitto (loopback, free port,
+``set_tcp_nodelay true``, ``max_queued_messages 100000``, no persistence):
+
+- ``edged``: ``edged run --defs examples/mqtt-echo --mqtt mqtt://127.0.0.1:PORT`` with a
+  fresh data directory (journal synchronous=FULL: the start is committed before the PUBACK,
+  the reply is an outbox row deleted after its PUBACK);
+- ``edged_confirmed``: the same with the publish task waiting for the PUBACK (no
+  ``confirm: false``): one more journal commit per message;
+- ``floor``: a plain paho echo client (not durable: republishes in on_message), the
+  non-durable floor through the same broker.
+
+Per rate: p50/p90/p99/max latency, loss, throughput, the system's CPU seconds during the
+run and CPU per message. Then the highest sustained rate with no loss (rates stepped up
+until a run loses messages or falls behind by more than 5%). Finally the daemon's RSS.
+``--nodered`` also runs ../shared/peers/nodered/run.sh at the same rates (installs Node-RED
+under $EDGED_PEERS on first use). Prints one JSON object per run, then a summary.
+
+    .venv/bin/python benchmarks/mqtt_echo.py [--n 10000] [--rates 200,1000]
+        [--max-rates 1500,2000,2500] [--nodered]
+
+The machine is shared (2 cores, other engineers' work): the load generator competes with
+the system under test; compare the systems side by side, not with figures from elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT.parent / "shared" / "peers"
+LOADGEN = PEERS / "mqtt" / "loadgen.py"
+
+FLOOR_ECHO = r"""
+import sys, paho.mqtt.client as mqtt
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="floor-echo", protocol=mqtt.MQTTv5)
+def on_connect(c, u, f, rc, p): c.subscribe("bench/in", qos=1)
+def on_message(c, u, m): c.publish("bench/out", m.payload, qos=1)
+c.on_connect, c.on_message = on_connect, on_message
+c.max_inflight_messages_set(1000)
+c.connect("127.0.0.1", int(sys.argv[1]))
+c.loop_forever()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_broker(work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    conf = work / f"mosquitto-{port}.conf"
+    base = (PEERS / "mqtt" / "broker.conf").read_text() if (PEERS / "mqtt").exists() else ""
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "set_tcp_nodelay true"]
+    lines += ["max_queued_messages 100000", "persistence false"]
+    extra = [ln for ln in base.splitlines() if ln.startswith("sys_interval")]
+    conf.write_text("\n".join(lines + extra) + "\n")
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_port(port)
+    return proc, port
+
+
+def loadgen(port: int, rate: int, n: int, pid: int, label: str) -> dict[str, Any]:
+    cmd = [sys.executable, str(LOADGEN), "--port", str(port), "--rate", str(rate), "--n", str(n)]
+    out = subprocess.run(
+        [*cmd, "--label", label, "--watch-pid", str(pid), "--drain", "5"],
+        capture_output=True,
+        text=True,
+        timeout=n / max(rate, 1) + 120,
+        check=False,
+    )
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
+    res: dict[str, Any] = json.loads(lines[-1])
+    cpu = res.get("watched_cpu_s", {}).get(str(pid))
+    received = res.get("received") or 0
+    res["system"] = label.split("-")[0]
+    res["cpu_us_per_msg"] = round(cpu / received * 1e6, 1) if cpu and received else None
+    return res
+
+
+def run_edged(work: Path, port: int, confirmed: bool) -> subprocess.Popen[bytes]:
+    data = work / "edged-data"
+    shutil.rmtree(data, ignore_errors=True)
+    defs = ROOT / "examples" / "mqtt-echo"
+    if confirmed:  # the publish task waits for the PUBACK: a second commit per message
+        doc = json.loads((defs / "echo.json").read_text())
+        for task in doc["tasks"]:
+            task["inputParameters"].pop("confirm", None)
+        defs = work / "defs-confirmed"
+        defs.mkdir(exist_ok=True)
+        (defs / "echo.json").write_text(json.dumps(doc))
+    api = free_port()
+    args = [sys.executable, "-m", "edged.cli", "run", "--defs", str(defs)]
+    args += ["--mqtt", f"mqtt://127.0.0.1:{port}", "--data-dir", str(data)]
+    args += ["--listen", f"127.0.0.1:{api}"]
+    log = open(work / "edged.log", "wb")  # noqa: SIM115 (the child owns it)
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 30
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{api}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.05)
+    stop(proc)
+    raise RuntimeError((work / "edged.log").read_text()[-2000:])
+
+
+def measure(system: str, work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    broker, port = start_broker(work)
+    results: list[dict[str, Any]] = []
+    try:
+        if system.startswith("edged"):
+            proc = run_edged(work, port, confirmed=system == "edged_confirmed")
+        else:
+            proc = subprocess.Popen([sys.executable, "-c", FLOOR_ECHO, str(port)])
+            time.sleep(1.0)
+        try:
+            idle = rss_kib(proc.pid)
+            for rate in args.rates:
+                res = loadgen(port, rate, args.n, proc.pid, f"{system}-rate{rate}")
+                print(json.dumps(res), flush=True)
+                results.append(res)
+            best = None
+            for rate in args.max_rates:
+                res = loadgen(port, rate, args.n, proc.pid, f"{system}-max{rate}")
+                print(json.dumps(res), flush=True)
+                results.append(res)
+                ok = res["lost"] == 0 and res["throughput_msgs_s"] >= 0.95 * rate
+                if not ok:
+                    break
+                best = rate
+            summary = {
+                "system": system,
+                "max_sustained_rate_no_loss": best,
+                "rss_idle_kib": idle,
+                "rss_after_kib": rss_kib(proc.pid),
+            }
+            print(json.dumps(summary), flush=True)
+            results.append(summary)
+        finally:
+            stop(proc)
+    finally:
+        stop(broker)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--rates", default="200,1000")
+    parser.add_argument("--max-rates", default="1500,2000,2500")
+    parser.add_argument("--systems", default="edged,edged_confirmed,floor")
+    parser.add_argument("--nodered", action="store_true")
+    args = parser.parse_args()
+    args.rates = [int(r) for r in args.rates.split(",") if r]
+    args.max_rates = [int(r) for r in args.max_rates.split(",") if r]
+    print(
+        json.dumps(
+            {
+                "benchmark": "mqtt_echo",
+                "machine": f"{platform.machine()} {os.cpu_count()} cores (shared)",
+                "loadavg_at_start": os.getloadavg(),
+                "broker": "mosquitto, loopback, set_tcp_nodelay true, no persistence",
+            }
+        ),
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="mqtt-echo-") as tmp:
+        for system in args.systems.split(","):
+            measure(system, Path(tmp), args)
+    if args.nodered:
+        rates = [str(r) for r in args.rates]
+        subprocess.run(["bash", str(PEERS / "nodered" / "run.sh"), *rates], check=False)
+    print(json.dumps({"loadavg_at_end": os.getloadavg()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
