@@ -92,7 +92,6 @@ async def run_bulk(ids: list[str], action: Action) -> dict[str, Any]:
     return {
         "bulkErrorResults": {i: errors[i] for i in ids if i in errors},
         "bulkSuccessfulResults": [i for i in ids if i not in errors],
-        "message": "",
     }
 
 

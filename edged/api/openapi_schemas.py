@@ -201,6 +201,5 @@ SCHEMAS: Final[dict[str, JsonDict]] = {
         ["bulkErrorResults", "bulkSuccessfulResults"],
         bulkErrorResults={"type": "object", "additionalProperties": _STR},
         bulkSuccessfulResults={"type": "array", "items": _STR},
-        message=_STR,
     ),
 }

@@ -61,7 +61,8 @@ def test_pause_and_resume_with_partial_failures(http: httpx.Client) -> None:
 def test_terminate_with_reason(http: httpx.Client) -> None:
     a, b = waiting(http, 2)
     got = bulk(http, "POST", "terminate", [a, b], reason="maintenance window")
-    assert got == {"bulkErrorResults": {}, "bulkSuccessfulResults": [a, b], "message": ""}
+    # exactly Conductor's JSON (its BulkResponse.message has no getter, so Jackson omits it)
+    assert got == {"bulkErrorResults": {}, "bulkSuccessfulResults": [a, b]}
     for w in (a, b):
         doc = http.get(f"/api/workflow/{w}").json()
         assert doc["status"] == "TERMINATED"
