@@ -15,11 +15,11 @@ Memory is bounded by (subscriptions + 1) x max_per_queue messages x max payload 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from edged_mqtt.topics import topic_matches
+from edged_mqtt.topics import compile_filter
 
 CATCH_ALL = ""
 
@@ -47,6 +47,7 @@ class Inbox:
     _queues: dict[str, deque[MqttMessage]] = field(default_factory=dict)
     _order: deque[str] = field(default_factory=deque)  # round-robin cursor over queue keys
     dropped: int = 0
+    _matchers: dict[str, Callable[[str], bool]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.max_per_queue < 1:
@@ -67,8 +68,14 @@ class Inbox:
 
     def route(self, topic: str) -> str:
         """The subscription a message on ``topic`` belongs to (CATCH_ALL when none)."""
+        matchers = self._matchers
         for key in self._queues:
-            if key != CATCH_ALL and topic_matches(key, topic):
+            if key == CATCH_ALL:
+                continue
+            matches = matchers.get(key)
+            if matches is None:
+                matches = matchers[key] = compile_filter(key)
+            if matches(topic):
                 return key
         return CATCH_ALL
 

@@ -47,7 +47,7 @@ from edged.errors import EdgedError
 from edged_mqtt.client import MqttClient, open_mqtt_client
 from edged_mqtt.inbox import MqttMessage
 from edged_mqtt.options import AdapterOptions, parse_options
-from edged_mqtt.topics import topic_matches, validate_filter
+from edged_mqtt.topics import compile_filter
 
 log = logging.getLogger("edged.mqtt")
 
@@ -64,6 +64,7 @@ class _Subscription:
     qos: int
     callback: Callback
     name: str
+    matches: Callable[[str], bool]
 
 
 @dataclass(slots=True)
@@ -157,8 +158,9 @@ class MqttService:
 
     def subscribe(self, topic_filter: str, qos: int, callback: Callback, name: str = "") -> None:
         """Route messages matching ``topic_filter`` to ``callback`` (see module doc)."""
-        validate_filter(topic_filter)
-        sub = _Subscription(topic_filter, qos, callback, name or topic_filter)
+        sub = _Subscription(
+            topic_filter, qos, callback, name or topic_filter, compile_filter(topic_filter)
+        )
         self._subs.append(sub)
         if self._running and self._nursery is not None and self.client is not None:
             self._nursery.start_soon(self.client.subscribe, topic_filter, qos)
@@ -218,7 +220,7 @@ class MqttService:
 
     async def _route_loop(self, client: MqttClient) -> None:
         async for message in client.messages():
-            subs = [s for s in self._subs if topic_matches(s.topic_filter, message.topic)]
+            subs = [s for s in self._subs if s.matches(message.topic)]
             if not subs:
                 self.stats.unrouted += 1
                 client.ack(message)

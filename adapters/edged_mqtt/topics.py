@@ -12,6 +12,8 @@ that asked for them, and triggers (a later part of this adapter) will use them t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from edged.errors import BadInput
 
 MAX_TOPIC_BYTES = 65535  # the length field of a UTF-8 string in an MQTT packet
@@ -78,3 +80,28 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
         if level != "+" and level != topic_levels[index]:
             return False
     return len(filter_levels) == len(topic_levels)
+
+
+def compile_filter(topic_filter: str) -> Callable[[str], bool]:
+    """A matcher for a filter validated once: ``compile_filter(f)(topic)`` is
+    ``topic_matches(f, topic)`` without re-checking both on every message (hot path)."""
+    validate_filter(topic_filter)
+    if "+" not in topic_filter and "#" not in topic_filter:
+        return topic_filter.__eq__
+    filter_levels = topic_filter.split("/")
+    hides_system = filter_levels[0] in ("+", "#")
+
+    def matches(topic: str) -> bool:
+        if hides_system and topic.startswith("$"):
+            return False
+        topic_levels = topic.split("/")
+        for index, level in enumerate(filter_levels):
+            if level == "#":
+                return True
+            if index >= len(topic_levels):
+                return False
+            if level != "+" and level != topic_levels[index]:
+                return False
+        return len(filter_levels) == len(topic_levels)
+
+    return matches

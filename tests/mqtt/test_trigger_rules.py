@@ -15,6 +15,7 @@ from edged.defs.triggers import validate_triggers
 from edged.errors import ConfigError
 from edged_mqtt.inbox import MqttMessage
 from edged_mqtt.options import parse_options
+from edged_mqtt.topics import compile_filter, topic_matches
 from edged_mqtt.triggers import Rule, TriggerFault, _context, _map_input, _workflow_id
 
 
@@ -174,3 +175,10 @@ def test_input_mapping_and_identity() -> None:
     with pytest.raises(TriggerFault, match="identity field"):
         _workflow_id(ident, missing, None)
     assert _workflow_id(_rule(), ctx, None) != _workflow_id(_rule(), ctx, None)  # no identity
+
+
+@pytest.mark.parametrize("topic_filter", ["a/b", "a/+", "a/#", "#", "+/b", "+", "a/+/c", "$SYS/#"])
+def test_compiled_filters_match_like_topic_matches(topic_filter: str) -> None:
+    matches = compile_filter(topic_filter)
+    for topic in ["a/b", "a", "a/b/c", "$SYS/x", "b/b", "a/x/c", "x", "$SYS", "/", "a/"]:
+        assert matches(topic) == topic_matches(topic_filter, topic), topic
