@@ -12,7 +12,10 @@ worker's log line reached the task.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,16 +31,24 @@ RUN_TIMEOUT_S = 120
 
 
 def run_sdk(daemon: Any, count: int, domain: str | None) -> dict[str, Any]:
-    proc = subprocess.run(
+    # Its own session: on a timeout the SDK's worker processes go down with it.
+    proc = subprocess.Popen(
         [sys.executable, str(HERE / "sdk_worker.py"), daemon.url, str(count), domain or "-"],
-        capture_output=True,
-        timeout=RUN_TIMEOUT_S,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         cwd=HERE,
+        start_new_session=True,
     )
-    out = proc.stdout.decode(errors="replace")
-    assert proc.returncode == 0, (
-        f"sdk_worker exited {proc.returncode}:\n{out}\n{proc.stderr[-3000:]!r}"
-    )
+    try:
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # no SDK process outlives the test
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = stdout.decode(errors="replace")
+    assert proc.returncode == 0, f"sdk_worker exited {proc.returncode}:\n{out}\n{stderr[-3000:]!r}"
     report: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return report
 
