@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from journal_builders import execution
 
-from edged.journal import Batch, ExecutionRow, Journal, open_journal
+from edged.journal import Batch, ExecutionRow, Journal, JournalSettings, open_journal
 from edged.journal import search as search_module
+from edged.journal.schema import connect
 from edged.journal.search import Condition, ExecutionQuery, SortKey
 
 NAMES = ["freezer_alarm", "door_watch", "camera_snap"]
@@ -163,3 +166,106 @@ async def test_free_text_paging_and_scan_cap(
     # only the 10 newest rows were examined, and the answer says so
     assert page.truncated and page.total_hits == 10
     assert [r.workflow_id for r in page.rows] == [f"wf-{i:02d}" for i in (26, 25, 24, 23)]
+
+
+# -- the SQL against a Python model, for any query ------------------------------------
+
+_VALUES = {
+    "workflowType": [*NAMES, "nope"],
+    "workflowId": ["wf-00", "wf-13", "wf-29", "wf-99"],
+    "correlationId": ["corr-0", "corr-3", "corr-9"],
+    "status": STATUSES,
+    "version": [0, 1, 2],
+    "startTime": [900, 1_000, 2_000, 2_050, 4_000],
+    "updateTime": [1_500, 2_000, 3_000],
+    "endTime": [0, 5_000, 5_150, 6_000],
+}
+_COLUMN = {
+    "workflowType": "name",
+    "workflowId": "workflow_id",
+    "correlationId": "correlation_id",
+    "status": "status",
+    "version": "version",
+    "startTime": "created_ms",
+    "updateTime": "updated_ms",
+    "endTime": "ended_ms",
+}
+_TEXT_FIELDS = {"workflowType", "workflowId", "correlationId", "status"}
+
+
+@st.composite
+def _conditions(draw: st.DrawFn) -> Condition:
+    field = draw(st.sampled_from(sorted(_VALUES)))
+    ops = ["=", "!=", "IN"] if field in _TEXT_FIELDS else ["=", "!=", ">", "<", ">=", "<=", "IN"]
+    op = draw(st.sampled_from(ops))
+    if op == "IN":
+        values = tuple(draw(st.lists(st.sampled_from(_VALUES[field]), min_size=1, max_size=3)))
+    else:
+        values = (draw(st.sampled_from(_VALUES[field])),)
+    return Condition(field, op, values)
+
+
+def _matches(row: ExecutionRow, cond: Condition) -> bool:
+    value = getattr(row, _COLUMN[cond.field])
+    if cond.op == "!=":
+        return value is None or value != cond.values[0]
+    if value is None:
+        return False  # SQL: a comparison with NULL is never true
+    match cond.op:
+        case "IN":
+            return value in cond.values
+        case "=":
+            return bool(value == cond.values[0])
+        case ">":
+            return bool(value > cond.values[0])
+        case "<":
+            return bool(value < cond.values[0])
+        case ">=":
+            return bool(value >= cond.values[0])
+        case _:
+            return bool(value <= cond.values[0])
+
+
+def _model(query: ExecutionQuery) -> tuple[int, list[str]]:
+    rows = [r for r in ROWS if all(_matches(r, c) for c in query.conditions)]
+    keys = query.sort or (SortKey("startTime", True),)
+    rows.sort(key=lambda r: r.workflow_id, reverse=keys[-1].descending)  # the tie-breaker
+    for key in reversed(keys):  # stable sorts, least significant first
+        column = _COLUMN[key.field]
+        # SQLite puts NULL first in ascending order (and so last in descending)
+        rows.sort(
+            key=lambda r, c=column: (getattr(r, c) is not None, getattr(r, c) or 0),  # type: ignore[misc]
+            reverse=key.descending,
+        )
+    page = rows[query.start : query.start + query.size]
+    return len(rows), [r.workflow_id for r in page]
+
+
+def test_any_query_agrees_with_a_python_model(tmp_path: Path) -> None:
+    async def fill() -> None:
+        async with open_journal(tmp_path / "j.db") as j:
+            await j.commit(Batch(executions=ROWS))
+
+    trio.run(fill)
+    conn = connect(tmp_path / "j.db", JournalSettings(), read_only=True)
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(
+        conditions=st.lists(_conditions(), max_size=3).map(tuple),
+        sort=st.lists(
+            st.builds(SortKey, st.sampled_from(sorted(_COLUMN)), st.booleans()), max_size=2
+        ).map(tuple),
+        start=st.integers(0, 35),
+        size=st.integers(0, 12),
+    )
+    def check(
+        conditions: tuple[Condition, ...], sort: tuple[SortKey, ...], start: int, size: int
+    ) -> None:
+        query = ExecutionQuery(conditions=conditions, sort=sort, start=start, size=size)
+        page = search_module.search_executions(conn, query)
+        assert (page.total_hits, [r.workflow_id for r in page.rows]) == _model(query)
+
+    try:
+        check()
+    finally:
+        conn.close()
