@@ -215,7 +215,7 @@ _step = st.tuples(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(_step, max_size=12))
 def test_decided_at_most_once_and_only_when_every_starter_finished(steps: list[Any]) -> None:
     task, trig = make()
