@@ -61,6 +61,21 @@ ACK_HANDLER = {
     ],
 }
 
+NOTIFY_FLOW = {  # an EVENT task publishing to mqtt:<topic> meets the mqtt: handler there
+    "name": "notify",
+    "version": 1,
+    "schemaVersion": 2,
+    "tasks": [
+        {
+            "name": "tell",
+            "taskReferenceName": "tell",
+            "type": "EVENT",
+            "sink": "mqtt:devices/f9/ack",
+            "inputParameters": {"workflowId": "${workflow.input.target}", "temperature_c": 7},
+        }
+    ],
+}
+
 NACK_HANDLER = {
     "name": "device_nacks",
     "event": "mqtt:devices/+/nack",
@@ -141,7 +156,7 @@ def test_mqtt_request_reply_timeout_and_hostile_replies(tmp_path: Path, broker: 
 
 
 def test_wait_completed_and_failed_by_messages(tmp_path: Path, broker: Broker) -> None:
-    daemon = mqtt_daemon(tmp_path, broker, WAIT_FLOW, ACK_HANDLER, NACK_HANDLER)
+    daemon = mqtt_daemon(tmp_path, broker, WAIT_FLOW, NOTIFY_FLOW, ACK_HANDLER, NACK_HANDLER)
     daemon.start()
     try:
         wid = start(daemon, "wait_ack")
@@ -160,6 +175,12 @@ def test_wait_completed_and_failed_by_messages(tmp_path: Path, broker: Broker) -
         assert daemon.workflow(other)["status"] == "RUNNING"
         pub(broker, "devices/f1/nack", f'{{"workflowId": "{other}", "severity": "fatal"}}')
         assert wait_status(daemon, other)["status"] == "FAILED"
+        # one workflow's EVENT task (sink mqtt:devices/f9/ack) completes another's WAIT
+        third = start(daemon, "wait_ack")
+        resp = daemon.start_workflow("notify", {"target": third})
+        assert resp.status_code == 200, resp.text
+        done = wait_status(daemon, third)
+        assert done["status"] == "COMPLETED" and done["output"]["ack"] == {"temperature_c": 7}
     finally:
         daemon.kill()
 
