@@ -14,9 +14,10 @@ The payload then goes through the same code as the ``conductor`` sink
 (``ConductorSink.ops_for``: condition, ``${}`` over the payload, ``complete_task`` /
 ``fail_task`` by workflowId + taskRefName or taskId, ``start_workflow``). The message is
 acked only after the ops it caused are committed to the journal (``engine.submit``): a
-crash before that commit gets the message redelivered, and the actions are idempotent
-against a task that already ended (a duplicate changes nothing). A commit refused by the
-journal leaves the message unacked for redelivery.
+crash before that commit gets the message redelivered. ``complete_task``/``fail_task`` are
+idempotent (a duplicate finds the task ended and changes nothing); ``start_workflow`` is at
+least once, as with Conductor's queues (use a trigger with an identity for exactly-once
+starts). A commit refused by the journal leaves the message unacked for redelivery.
 
 Handlers registered after start are not subscribed until the next start (documented).
 """
