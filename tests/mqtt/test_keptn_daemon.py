@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import yaml
 
 from edged_mqtt.cloudevents import CloudEvent
 from edged_mqtt.worker import KeptnWorker, WorkerResult, run_worker
@@ -185,7 +186,15 @@ async def test_daemon_killed_while_worker_runs(tmp_path: Path, broker: Broker) -
 
 
 def test_shell_worker(tmp_path: Path, broker: Broker) -> None:
-    daemon = keptn_daemon(tmp_path, broker)
+    """The example as shipped: examples/keptn-worker/{edged.yaml,flows/,worker.sh}."""
+    example = ROOT / "examples" / "keptn-worker"
+    config = yaml.safe_load((example / "edged.yaml").read_text())
+    config.pop("defs")  # the test daemon passes --defs
+    config["mqtt"]["url"] = f"mqtt://127.0.0.1:{broker.port}"
+    (tmp_path / "edged.yaml").write_text(yaml.safe_dump(config))
+    daemon = Daemon(
+        data_dir=tmp_path / "data", defs_dir=example / "flows", config=tmp_path / "edged.yaml"
+    )
     env = dict(
         os.environ,
         BROKER_PORT=str(broker.port),
@@ -201,13 +210,13 @@ def test_shell_worker(tmp_path: Path, broker: Broker) -> None:
     )
     daemon.start()
     try:
-        resp = daemon.start_workflow("disk_flow", {})
+        resp = daemon.start_workflow("disk_report", {"path": "/"})
         wid = resp.text.strip().strip('"')
         done = daemon.wait_ended([wid], timeout_s=20)[wid]
         assert done["status"] == "COMPLETED", done
-        out = done["tasks"][0]["outputData"]
+        out = done["output"]
         assert out["result"] == "pass" and out["workers"].keys() == {"keptn-worker/sh1"}
-        assert out["diskcheck"]["free_kb"] > 0
+        assert out["free_kb"] > 0
         assert len(list((tmp_path / "sh-state").glob("*.finished"))) == 1
     finally:
         daemon.kill()
