@@ -15,7 +15,8 @@ from typing import Any
 import trio
 import yaml
 
-from edged_mqtt.cloudevents import CloudEvent
+from edged_mqtt.cloudevents import CloudEvent, encode_structured
+from edged_mqtt.keptn import KeptnTask
 from edged_mqtt.worker import KeptnWorker, WorkerResult, run_worker
 from tests.integration.conftest import Daemon
 from tests.mqtt.conftest import Broker
@@ -217,7 +218,36 @@ def test_shell_worker(tmp_path: Path, broker: Broker) -> None:
         out = done["output"]
         assert out["result"] == "pass" and out["workers"].keys() == {"keptn-worker/sh1"}
         assert out["free_kb"] > 0
-        assert len(list((tmp_path / "sh-state").glob("*.finished"))) == 1
+        (stored,) = (tmp_path / "sh-state").glob("*.finished")
+        # a redelivered triggered event (same id) is answered again from the stored answers,
+        # byte for byte, without running df again
+        task = done["tasks"][0]
+        trig = KeptnTask("diskcheck", task["taskId"], 0, wid, "edged/x", 0).triggered_event({})
+        listener = subprocess.Popen(
+            [
+                "mosquitto_sub",
+                "-p",
+                str(broker.port),
+                "-V",
+                "mqttv5",
+                "-t",
+                "keptn/diskcheck/finished",
+                "-C",
+                "1",
+                "-W",
+                "10",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        replayed = b""
+        for _ in range(30):  # until the listener has subscribed: every replay is the same
+            pub(broker, "keptn/diskcheck/triggered", encode_structured(trig))
+            try:
+                replayed, _ = listener.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        assert replayed.strip() == stored.read_bytes()
     finally:
         daemon.kill()
         os.killpg(proc.pid, signal.SIGTERM)  # sh and its mosquitto_sub/pub children
