@@ -350,3 +350,30 @@ async def test_oversized_requests_and_triggered_events_fail_terminally() -> None
             ctx, KeptnSpec("backup"), publish=refuse, correlator=Correlator(), source="e"
         )
     assert info.value.terminal
+
+
+async def test_worker_state_dir_replays_after_a_worker_restart(
+    broker: Broker, tmp_path: Any
+) -> None:
+    calls: list[int] = []
+
+    async def handler(data: dict[str, Any], event: CloudEvent, progress: Any) -> Any:
+        calls.append(1)
+        return {"ok": True}
+
+    settings = broker.settings()
+    trig = KeptnTask("st", "t1", 0, "wf", "edged/test", created_ms=0).triggered_event({})
+    finished: list[CloudEvent] = []
+    with trio.fail_after(20):
+        async with open_mqtt_client(settings.replace(client_id="st-observer")) as obs:
+            await obs.subscribe("keptn/st/finished", 1)
+            for _ in range(2):  # the second worker is a fresh process as far as memory goes
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(
+                        partial(run_worker, settings, "st", handler, name="w", state_dir=tmp_path)
+                    )
+                    await obs.publish("keptn/st/triggered", encode_structured(trig))
+                    finished.append(decode_structured((await obs.receive()).payload))
+                    nursery.cancel_scope.cancel()
+    assert calls == [1]
+    assert finished[0] == finished[1]
