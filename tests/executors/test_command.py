@@ -224,6 +224,18 @@ async def test_many_at_once() -> None:
     assert results == {n: {"n": n, "even": n % 2 == 0, "attempt": 0} for n in range(40)}
 
 
+async def test_a_program_gone_since_the_start_fails_its_task(tmp_path: Path) -> None:
+    script = tmp_path / "w.sh"
+    script.write_text("#!/bin/sh\necho '{}'\n")
+    script.chmod(0o755)
+    handler = build([str(script)], allow=[str(tmp_path)])
+    script.unlink()
+    with trio.fail_after(10), pytest.raises(TaskFailed) as info:
+        await handler(context({}))
+    assert info.value.reason == f"cannot start {script}: No such file or directory"
+    assert not info.value.terminal
+
+
 async def test_max_concurrent_holds_programs_back() -> None:
     handlers = default_executors.build(
         {"a": {"command": [str(MISBEHAVE)]}, "b": {"command": [str(MISBEHAVE)]}},
