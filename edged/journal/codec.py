@@ -254,14 +254,27 @@ class SharedValues:
     ordinary encoding.  Used from the Trio thread only.
     """
 
-    def __init__(self, max_entries: int = 256) -> None:
+    def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
         self._cache: OrderedDict[int, tuple[Any, _Nested]] = OrderedDict()
 
-    def encode(self, doc: dict[str, Any], key: str) -> bytes:
-        value = doc.get(key)
-        if not isinstance(value, dict) or not value:
+    def encode(self, doc: dict[str, Any], *keys: str) -> bytes:
+        """Encode `doc`, splicing in the cached encodings of ``doc[key]`` for each key."""
+        replaced: dict[str, _Nested] = {}
+        opaque = 0
+        for key in keys:
+            value = doc.get(key)
+            if not isinstance(value, dict) or not value:
+                continue
+            nested = self._nested(value)
+            replaced[key] = nested
+            assert nested.ext is not None
+            opaque += len(nested.ext.data)
+        if not replaced:
             return encode(doc)
+        return encode({**doc, **replaced}, opaque_bytes=opaque)
+
+    def _nested(self, value: dict[str, Any]) -> _Nested:
         found = self._cache.get(id(value))
         if found is None or found[0] is not value:
             nested = _Nested(value)
@@ -272,6 +285,4 @@ class SharedValues:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(id(value))
-        ext = found[1].ext
-        assert ext is not None
-        return encode({**doc, key: found[1]}, opaque_bytes=len(ext.data))
+        return found[1]

@@ -327,3 +327,18 @@ def test_the_writer_gets_the_bigger_page_cache(tmp_path: Path) -> None:
     finally:
         writer.close()
         reader.close()
+
+
+@given(
+    st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+    json_values,
+    json_values,
+)
+def test_shared_encoding_of_several_keys_decodes_to_the_same_doc(
+    doc: dict[str, Any], wt: Any, taskdef: Any
+) -> None:
+    doc = {**doc, "wt": wt, "taskdef": taskdef}
+    shared = SharedValues()
+    first = shared.encode(doc, "wt", "taskdef")
+    second = shared.encode(doc, "wt", "taskdef")
+    assert decode(first) == decode(second) == decode(encode(doc)) == doc
