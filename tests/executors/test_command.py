@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -20,8 +21,11 @@ from executor_support import (
     kill_if_running,
     read_pid,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edged.errors import ConfigError
+from edged.executors.command import _StderrLog
 from edged.handlers import TaskFailed
 from edged.runtime.bindings import default_executors
 
@@ -248,6 +252,34 @@ async def test_max_concurrent_holds_programs_back() -> None:
             for i in range(6):  # three rounds of two, across both bindings
                 nursery.start_soon(handlers["ab"[i % 2]], context({"mode": "nap"}))
     assert time.monotonic() - started >= 0.9
+
+
+@given(
+    data=st.binary(max_size=3000).map(lambda b: b.replace(b"\r", b"")),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=20),
+    max_lines=st.integers(min_value=0, max_value=8),
+    max_bytes=st.integers(min_value=16, max_value=64),
+)
+@settings(max_examples=200, deadline=None)
+def test_stderr_lines_do_not_depend_on_how_the_bytes_arrive(
+    data: bytes, cuts: list[int], max_lines: int, max_bytes: int
+) -> None:
+    def logs_for(chunks: list[bytes]) -> list[str]:
+        ctx = context({})
+        log = _StderrLog(ctx, max_lines, max_bytes)
+        for chunk in chunks:
+            log.feed(chunk)
+        log.close()
+        return ctx.logs
+
+    bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    chunked = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    whole = logs_for([data])
+    assert logs_for(chunked) == whole
+    assert logs_for([data[i : i + 1] for i in range(len(data))]) == whole
+    kept = [line for line in whole if not line.endswith("stderr lines dropped]")]
+    assert len(kept) <= max_lines
+    assert all(len(line.removesuffix(" [truncated]").encode()) <= 3 * max_bytes for line in kept)
 
 
 # -- configuration ------------------------------------------------------------
