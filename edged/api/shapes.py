@@ -216,7 +216,7 @@ def start_workflow_request(body: bytes) -> JsonDict:
     fields = Fields(json_object(body))
     request = {
         "name": fields.string("name", required="Workflow name cannot be null or empty"),
-        "version": fields.integer("version"),
+        "version": fields.integer("version", low=-(2**31), high=2**31 - 1),  # Java's int
         "correlationId": fields.string("correlationId"),
         "input": fields.mapping("input") or {},
         "taskToDomain": fields.string_map("taskToDomain") or {},
@@ -240,7 +240,10 @@ def task_result(body: bytes) -> JsonDict:
         "status": fields.choice("status", TASK_RESULT_STATUSES, required="Status cannot be null"),
         "outputData": fields.mapping("outputData") or {},
         "reasonForIncompletion": fields.string("reasonForIncompletion"),
-        "callbackAfterSeconds": fields.integer("callbackAfterSeconds", default=0, low=0),
+        # beyond ~68 years a timer's epoch milliseconds would not fit the journal's integers
+        "callbackAfterSeconds": fields.integer(
+            "callbackAfterSeconds", default=0, low=0, high=2**31 - 1
+        ),
         "logs": _task_logs(fields),
         "workerId": fields.string("workerId"),
         "extendLease": fields.obj.get("extendLease") is True,

@@ -18,6 +18,9 @@ from typing import Any
 from edged.defs.faults import Fault, child, suggest, type_name
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\Z")
+# JSON's safe integer range: larger versions or timeouts could not be stored in
+# SQLite's 64-bit columns (nor turned into epoch milliseconds without overflow).
+MAX_INTEGER = 2**53
 
 
 class FieldChecks:
@@ -48,7 +51,15 @@ class FieldChecks:
             return None
         return value
 
-    def integer(self, obj: dict[str, Any], key: str, path: str, *, minimum: int = 0) -> int | None:
+    def integer(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        path: str,
+        *,
+        minimum: int = 0,
+        maximum: int = MAX_INTEGER,
+    ) -> int | None:
         value = obj.get(key)
         if value is None:
             return None
@@ -59,6 +70,9 @@ class FieldChecks:
             return None
         if value < minimum:
             self.fault(child(path, key), f"must be >= {minimum}, got {value}")
+            return None
+        if value > maximum:
+            self.fault(child(path, key), f"must be <= {maximum}, got {value}")
             return None
         return value
 

@@ -7,6 +7,7 @@ tests use, so the conftest files never shadow each other) and its
 - ``rd_add``  one ``it_add`` task: COMPLETED, or FAILED when ``a`` is not a
   number (its task definition allows no retries);
 - ``rd_wait`` one WAIT task: RUNNING until signalled or terminated;
+- ``rd_sleep`` one WAIT for ``input.duration``;
 - ``rd_starter`` starts an ``rd_wait`` whose correlation id is ``input.corr``.
 """
 
@@ -57,6 +58,19 @@ WORKFLOWS: list[dict[str, Any]] = [
         "version": 1,
         "schemaVersion": 2,
         "tasks": [{"name": "wait", "taskReferenceName": "gate", "type": "WAIT"}],
+    },
+    {
+        "name": "rd_sleep",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {
+                "name": "sleep",
+                "taskReferenceName": "nap",
+                "type": "WAIT",
+                "inputParameters": {"duration": "${workflow.input.duration}"},
+            }
+        ],
     },
     {
         "name": "rd_starter",
