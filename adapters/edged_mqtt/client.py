@@ -13,7 +13,10 @@ with no paho thread and no lock taken while the loop waits:
 - Per connection, three tasks in one nursery: a reader (``wait_readable`` + ``loop_read``, and
   again while TLS holds decrypted bytes or the socket still has data), a writer (sleeps until
   paho asks to write, then ``loop_write`` and ``wait_writable`` while data remains) and a
-  housekeeper (``loop_misc`` once a second: keepalive pings, ping timeout). Any of them seeing
+  housekeeper (``loop_misc`` once a second: keepalive pings, ping timeout). paho's socket
+  calls are replaced by buffered ones: it reads a packet in several tiny recv() calls (type,
+  length, body), served here from one 64 KiB recv(); its per-packet send() calls are
+  gathered and flushed by the writer with one send() per loop_write(). Any of them seeing
   the connection fail ends the nursery. paho closes sockets itself; ``on_socket_close`` calls
   ``trio.lowlevel.notify_closing`` first so a task waiting on that socket wakes with an error
   instead of waiting on a recycled fd. The same callback also fires from ``Client.__del__``
@@ -36,6 +39,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -68,6 +72,7 @@ log = logging.getLogger("edged.mqtt")
 
 _OK = MQTTErrorCode.MQTT_ERR_SUCCESS
 _MISC_INTERVAL_S = 1.0
+_RECV_CHUNK = 65536
 _READS_PER_WAKEUP = 256  # then yield to the scheduler so a flood cannot starve other tasks
 
 
@@ -91,6 +96,8 @@ class MqttClient:
         self._inbox_lot = trio.lowlevel.ParkingLot()
         self._state_lot = trio.lowlevel.ParkingLot()  # woken on connect, loss and close
         self._write_wanted = trio.Event()
+        self._wbuf = bytearray()  # bytes paho "sent" that the writer task still has to send
+        self._rbuf, self._rpos = b"", 0  # bytes received that paho has not read yet
         self._lost = trio.Event()
         self._conn_nursery: trio.Nursery | None = None
         self._inflight = trio.Semaphore(settings.max_inflight)
@@ -340,6 +347,7 @@ class MqttClient:
 
     async def _read_loop(self, sock: Any) -> None:
         poller = _Readiness(sock)
+        self._rbuf, self._rpos = b"", 0
         try:
             while True:
                 await trio.lowlevel.wait_readable(sock)
@@ -347,14 +355,67 @@ class MqttClient:
                     if self._paho.loop_read() != _OK:
                         self._lost.set()
                         return
-                    if not poller.has_data():
+                    if self._rpos >= len(self._rbuf) and not poller.has_data():
                         break
         except (trio.ClosedResourceError, OSError):
             self._lost.set()
 
+    def _buffer_recv(self, bufsize: int) -> bytes:
+        """paho's ``_sock_recv``: paho reads a packet in several small reads (type byte,
+        length bytes, body); serve them from one large recv() instead of a syscall each."""
+        pos, buf = self._rpos, self._rbuf
+        if pos >= len(buf):
+            sock = self._paho._sock
+            if sock is None:
+                raise ConnectionError("socket is None")
+            try:
+                data = sock.recv(_RECV_CHUNK)
+            except ssl.SSLWantReadError as err:
+                raise BlockingIOError() from err
+            except ssl.SSLWantWriteError as err:
+                self._on_register_write(self._paho, None, None)
+                raise BlockingIOError() from err
+            if len(data) <= bufsize:
+                self._rbuf, self._rpos = b"", 0
+                return data  # also b"" at end of stream: paho sees the connection lost
+            buf, pos = data, 0
+            self._rbuf = data
+        out = buf[pos : pos + bufsize]
+        self._rpos = pos + len(out)
+        return out
+
+    def _buffer_send(self, data: bytes | bytearray) -> int:
+        """paho's ``_sock_send``: queue the bytes for ``_flush``; report them all sent."""
+        if self._paho._sock is None:
+            raise ConnectionError("socket is None")
+        self._wbuf += data
+        if data[:1] == b"\xe0":  # DISCONNECT: paho closes the socket right after it
+            with suppress(OSError):
+                self._paho._sock.send(self._wbuf)
+            self._wbuf.clear()
+        else:
+            # paho also writes from inside loop_read (re-sending in-flight messages on
+            # CONNACK) and then unregisters write interest: the writer must still flush
+            self._on_register_write(self._paho, None, None)
+        return len(data)
+
+    async def _flush(self, sock: Any) -> None:
+        buf = self._wbuf
+        while buf:
+            try:
+                sent = sock.send(buf)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                await trio.lowlevel.wait_writable(sock)
+                continue
+            del buf[:sent]
+
     async def _write_loop(self, sock: Any) -> None:
+        self._wbuf.clear()
         try:
             while True:
+                if self._wbuf:
+                    await self._flush(sock)
+                    continue
                 if not self._paho.want_write():
                     self._write_wanted = trio.Event()
                     await self._write_wanted.wait()
@@ -362,8 +423,7 @@ class MqttClient:
                 if self._paho.loop_write() != _OK:
                     self._lost.set()
                     return
-                if self._paho.want_write():
-                    await trio.lowlevel.wait_writable(sock)
+                await self._flush(sock)
         except (trio.ClosedResourceError, OSError):
             self._lost.set()
 
@@ -444,6 +504,11 @@ class MqttClient:
         p.on_subscribe = self._on_subscribe
         p.on_socket_close = self._on_socket_close
         p.on_socket_register_write = self._on_register_write
+        # Coalesce writes: paho sends each packet with its own send(); the writer task
+        # flushes everything one loop_write() produced with one send() instead (a PUBACK
+        # and a PUBLISH committed together cost one syscall, not two).
+        p._sock_send = self._buffer_send  # type: ignore[method-assign,assignment]
+        p._sock_recv = self._buffer_recv  # type: ignore[method-assign]
 
     def _in_trio(self) -> bool:
         return threading.get_ident() == self._trio_thread and trio.lowlevel.in_trio_run()
