@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from edged.core.model import Workflow, WorkflowStatus
 from edged.core.views import conductor_task_type
@@ -58,7 +58,7 @@ _LIVE_STATUSES = (WorkflowStatus.RUNNING.value, WorkflowStatus.PAUSED.value)
 _LOGGED_ENDINGS = frozenset({"FAILED", "TIMED_OUT", "TERMINATED"})
 _GROUP_BOUNDS = tuple(float((1 << k) - 1) for k in range(1, 12))  # 1, 3, 7, ... 2047
 
-Phase = str  # "starting" | "ready" | "stopping"
+Phase = Literal["starting", "ready", "stopping"]
 
 
 class Telemetry:
