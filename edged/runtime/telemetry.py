@@ -134,6 +134,10 @@ class Telemetry:
             "edged_http_responses_total", "HTTP responses by status code", ["code"]
         )
         self.http_connections = r.gauge("edged_http_connections", "open HTTP connections")
+        self.http_refused = r.counter(
+            "edged_http_connections_refused_total",
+            "connections answered 503 and closed at max_connections",
+        )
         self.ready_gauge = r.gauge("edged_ready", "1 when /health/ready answers 200")
         r.collector(self.collect)
         add_process_metrics(r)
@@ -251,4 +255,5 @@ class Telemetry:
             for code, n in getattr(hs, "responses", {}).items():
                 self.http_requests.labels(str(code)).set(n)
             self.http_connections.set(hs.connections_open)
+            self.http_refused.set(hs.connections_refused)
         self.ready_gauge.set(1 if self.ready() else 0)

@@ -97,6 +97,8 @@ def test_metrics_parse_and_move_as_work_runs(daemon_factory: Any) -> None:
     assert after.value("edged_http_responses_total", code="404") == 1
     assert after.value("edged_http_responses_total", code="400") == 1
     assert after.value("edged_http_responses_total", code="200") >= 8
+    assert after.value("edged_http_connections_refused_total") == 0
+    assert after.value("edged_http_connections") >= 1  # the scrape's own
     # the standard process families, from the daemon's own /proc entry
     rss = after.value("process_resident_memory_bytes")
     assert 10e6 < rss < 500e6
@@ -179,7 +181,7 @@ def test_body_and_header_limits_come_from_the_config(daemon_factory: Any) -> Non
         ADD,
         taskdefs=OBS_TASKDEFS,
         python=PYTHON,
-        api={"max_body_bytes": 4096, "max_header_bytes": 2048},
+        api={"max_body_bytes": 4096, "max_header_bytes": 2048, "max_connections": 3},
         log_level="INFO",
     )
     d.start()
@@ -202,6 +204,24 @@ def test_body_and_header_limits_come_from_the_config(daemon_factory: Any) -> Non
         assert http.get("/health/live").status_code == 200
         assert scrape(d).value("edged_http_responses_total", code="431") == 1
         assert scrape(d).value("edged_http_responses_total", code="413") == 1
+    # past max_connections a new connection gets 503 and is closed; the held ones are fine
+    held = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(3)]
+    try:
+        time.sleep(0.2)  # let the server accept them
+        with socket.create_connection(("127.0.0.1", d.port), timeout=5) as extra:
+            assert extra.recv(100).startswith(b"HTTP/1.1 503"), "not refused"
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while True:  # the server notices the closed ones within its next read
+        try:
+            refused = scrape(d).value("edged_http_connections_refused_total")
+            break
+        except (httpx.TransportError, AssertionError):
+            assert time.monotonic() < deadline, "the held connections never freed their slots"
+            time.sleep(0.05)
+    assert refused == 1
     # rejections are logged, but at most one line per 10 s: a flood cannot fill the disk
     rejected = [line for line in d.output().splitlines() if 'msg="request rejected"' in line]
     assert len(rejected) == 1 and "status=413" in rejected[0], rejected
