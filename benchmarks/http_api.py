@@ -366,10 +366,14 @@ async def _bench(pid: int, port: int, args: argparse.Namespace) -> dict[str, Any
     await trio.sleep(0.2)
     done_before = await _completed_count(port)
     cpu0, loop0 = _cpu_seconds(pid), _main_thread_cpu_seconds(pid)
+    own0 = time.process_time()
     throughput = await _throughput_phase(
         port, done_before, args.clients, args.seconds, args.timeout
     )
     starts = max(1, throughput["starts"])
+    throughput["load_generator_cpu_us_per_start"] = round(
+        (time.process_time() - own0) / starts * 1e6
+    )
     throughput["daemon_cpu_us_per_start"] = round((_cpu_seconds(pid) - cpu0) / starts * 1e6)
     throughput["daemon_loop_thread_cpu_us_per_start"] = round(
         (_main_thread_cpu_seconds(pid) - loop0) / starts * 1e6
