@@ -213,3 +213,36 @@ async def test_request_survives_a_broker_restart(tmp_path: Path, broker: Broker)
                 assert done["output"]["reply"] == {"late": False}
             finally:
                 await trio.to_thread.run_sync(daemon.kill)
+
+
+async def test_request_is_sent_again_with_the_same_correlation_after_sigkill(
+    tmp_path: Path, broker: Broker
+) -> None:
+    daemon = mqtt_daemon(
+        tmp_path,
+        broker,
+        request_flow("slow", "devices/slow/cmd", {"cmd": "ping"}, 20),
+        taskdefs=[
+            {"name": "ask", "retryCount": 0, "timeoutSeconds": 60, "responseTimeoutSeconds": 60}
+        ],
+    )
+    with trio.fail_after(60):
+        async with open_mqtt_client(broker.settings(client_id="slow-device")) as device:
+            await device.subscribe("devices/slow/cmd", 1)
+            await trio.to_thread.run_sync(daemon.start)
+            try:
+                resp = await trio.to_thread.run_sync(daemon.start_workflow, "slow", {})
+                wid = resp.text.strip().strip('"')
+                first = await device.receive()  # the device sits on it; the daemon dies
+                await trio.to_thread.run_sync(daemon.restart)  # SIGKILL, start
+                again = await device.receive()  # the re-dispatched task asks again
+                assert again.properties.CorrelationData == first.properties.CorrelationData
+                assert again.properties.ResponseTopic == first.properties.ResponseTopic
+                props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                props.CorrelationData = again.properties.CorrelationData
+                await device.publish(again.properties.ResponseTopic, b'{"n": 2}', 1, False, props)
+                done = (await trio.to_thread.run_sync(daemon.wait_ended, [wid], 30))[wid]
+                assert done["status"] == "COMPLETED", done
+                assert done["output"]["reply"] == {"n": 2}
+            finally:
+                await trio.to_thread.run_sync(daemon.kill)
