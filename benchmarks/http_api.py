@@ -282,8 +282,8 @@ async def _latency_phase(
     }
 
 
-async def _completed_count(port: int) -> int:
-    """Executions COMPLETED so far, from the daemon's own /metrics."""
+async def _metrics(port: int) -> dict[str, float]:
+    """The daemon's /metrics as {sample with labels: value}."""
     conn = await Connection.open(port)
     try:
         await conn.stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
@@ -292,10 +292,42 @@ async def _completed_count(port: int) -> int:
         await conn.stream.aclose()
     if status != 200:
         raise RuntimeError(f"/metrics answered {status}")
+    samples: dict[str, float] = {}
     for line in body.decode().splitlines():
-        if line.startswith('edged_executions_finished_total{status="COMPLETED"}'):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+async def _completed_count(port: int) -> int:
+    """Executions COMPLETED so far, from the daemon's own /metrics."""
+    samples = await _metrics(port)
+    return int(samples.get('edged_executions_finished_total{status="COMPLETED"}', 0))
+
+
+async def _journal_figures(port: int) -> dict[str, Any]:
+    """Journal commits over the whole run, and how many were slow (disk stalls show here)."""
+    samples = await _metrics(port)
+    commits = samples.get("edged_journal_commit_seconds_count", 0)
+    total_s = samples.get("edged_journal_commit_seconds_sum", 0)
+
+    def above(bound: str) -> int:
+        return int(commits - samples.get(f'edged_journal_commit_seconds_bucket{{le="{bound}"}}', 0))
+
+    groups = samples.get("edged_journal_commit_group_batches_count", 0)
+    return {
+        "commits": int(commits),
+        "mean_commit_ms": round(total_s / commits * 1000, 2) if commits else None,
+        "commits_over_10ms": above("0.01"),
+        "commits_over_100ms": above("0.1"),
+        "commits_over_1s": above("1"),
+        "engine_batches_per_commit": round(
+            samples.get("edged_journal_commit_group_batches_sum", 0) / groups, 2
+        )
+        if groups
+        else None,
+    }
 
 
 async def _throughput_phase(
@@ -378,7 +410,11 @@ async def _bench(pid: int, port: int, args: argparse.Namespace) -> dict[str, Any
     throughput["daemon_loop_thread_cpu_us_per_start"] = round(
         (_main_thread_cpu_seconds(pid) - loop0) / starts * 1e6
     )
-    return {"latency_open_loop": latency, "throughput_closed_loop": throughput}
+    return {
+        "latency_open_loop": latency,
+        "throughput_closed_loop": throughput,
+        "journal_whole_run": await _journal_figures(port),
+    }
 
 
 def main() -> None:
