@@ -185,39 +185,7 @@ def test_wait_completed_and_failed_by_messages(tmp_path: Path, broker: Broker) -
         daemon.kill()
 
 
-async def test_request_survives_a_broker_restart(tmp_path: Path, broker: Broker) -> None:
-    daemon = mqtt_daemon(
-        tmp_path,
-        broker,
-        request_flow("slow", "devices/slow/cmd", {"cmd": "ping"}, 20),
-        taskdefs=[
-            {"name": "ask", "retryCount": 0, "timeoutSeconds": 60, "responseTimeoutSeconds": 60}
-        ],
-    )
-    with trio.fail_after(60):
-        async with open_mqtt_client(broker.settings(client_id="slow-device")) as device:
-            await device.subscribe("devices/slow/cmd", 1)
-            await trio.to_thread.run_sync(daemon.start)
-            try:
-                resp = await trio.to_thread.run_sync(daemon.start_workflow, "slow", {})
-                wid = resp.text.strip().strip('"')
-                request = await device.receive()
-                await trio.to_thread.run_sync(broker.restart)  # the reply goes out after it
-                props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-                props.CorrelationData = request.properties.CorrelationData
-                await device.publish(
-                    request.properties.ResponseTopic, b'{"late": false}', 1, False, props
-                )
-                done = (await trio.to_thread.run_sync(daemon.wait_ended, [wid], 30))[wid]
-                assert done["status"] == "COMPLETED", done
-                assert done["output"]["reply"] == {"late": False}
-            finally:
-                await trio.to_thread.run_sync(daemon.kill)
-
-
-async def test_request_is_sent_again_with_the_same_correlation_after_sigkill(
-    tmp_path: Path, broker: Broker
-) -> None:
+async def test_request_across_sigkill_and_broker_restart(tmp_path: Path, broker: Broker) -> None:
     daemon = mqtt_daemon(
         tmp_path,
         broker,
@@ -244,5 +212,18 @@ async def test_request_is_sent_again_with_the_same_correlation_after_sigkill(
                 done = (await trio.to_thread.run_sync(daemon.wait_ended, [wid], 30))[wid]
                 assert done["status"] == "COMPLETED", done
                 assert done["output"]["reply"] == {"n": 2}
+
+                # the broker restarts between the request and the reply: sessions persist,
+                # the reply published after it reaches the daemon
+                resp = await trio.to_thread.run_sync(daemon.start_workflow, "slow", {})
+                wid = resp.text.strip().strip('"')
+                request = await device.receive()
+                await trio.to_thread.run_sync(broker.restart)
+                props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                props.CorrelationData = request.properties.CorrelationData
+                await device.publish(request.properties.ResponseTopic, b'{"n": 3}', 1, False, props)
+                done = (await trio.to_thread.run_sync(daemon.wait_ended, [wid], 30))[wid]
+                assert done["status"] == "COMPLETED", done
+                assert done["output"]["reply"] == {"n": 3}
             finally:
                 await trio.to_thread.run_sync(daemon.kill)
