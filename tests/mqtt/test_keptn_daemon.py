@@ -1,7 +1,7 @@
 """The keptn binding in a real ``edged run`` with a real Mosquitto: Python workers (the
 worker helper), the example shell worker, two workers on one task (Keptn's rule), nobody
-starting, malformed answers, and a daemon SIGKILLed while a worker runs (the worker answers
-again instead of redoing the work)."""
+starting, malformed answers, a daemon SIGKILLed while a worker runs (the worker answers
+again instead of redoing the work) and a broker restart while a worker runs."""
 
 from __future__ import annotations
 
@@ -151,19 +151,22 @@ async def test_python_workers_keptn_rule_timeout_and_malformed(
                 nursery.cancel_scope.cancel()
 
 
-async def test_daemon_killed_while_worker_runs(tmp_path: Path, broker: Broker) -> None:
-    release = trio.Event()
-    running = trio.Event()
+async def test_daemon_killed_or_broker_restarted_while_worker_runs(
+    tmp_path: Path, broker: Broker
+) -> None:
+    release = [trio.Event(), trio.Event()]
+    running = [trio.Event(), trio.Event()]
     calls: list[int] = []
 
     async def blocking(data: dict[str, Any], event: CloudEvent, progress: Any) -> Any:
-        calls.append(1)
-        running.set()
-        await release.wait()
-        return {"done": True}
+        n = len(calls)
+        calls.append(n)
+        running[n].set()
+        await release[n].wait()
+        return {"run": n}
 
     daemon = keptn_daemon(tmp_path, broker)
-    with trio.fail_after(60):
+    with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
             worker: KeptnWorker = await nursery.start(
                 partial(run_worker, broker.settings(), "backup", blocking, name="w1")
@@ -171,16 +174,24 @@ async def test_daemon_killed_while_worker_runs(tmp_path: Path, broker: Broker) -
             await in_thread(daemon.start)
             try:
                 wid = await start(daemon, "backup_flow")
-                await running.wait()
+                await running[0].wait()
                 await in_thread(daemon.kill)  # SIGKILL while the worker holds the task
-                release.set()  # it finishes while edged is down: answers wait in the broker
+                release[0].set()  # it finishes while edged is down: answers wait in the broker
                 await trio.sleep(0.3)
                 await in_thread(daemon.start)  # re-dispatch: the same triggered id again
                 done = await ended(daemon, wid)
                 assert done["status"] == "COMPLETED", done
-                assert done["tasks"][0]["outputData"]["backup"] == {"done": True}
-                assert calls == [1]  # the work ran once; the second triggered was answered
+                assert done["tasks"][0]["outputData"]["backup"] == {"run": 0}
+                assert calls == [0]  # the work ran once; the second triggered was answered
                 assert worker.stats.replayed >= 1 and worker.stats.handled == 1
+
+                wid = await start(daemon, "backup_flow")
+                await running[1].wait()
+                await in_thread(broker.restart)  # sessions persist; everyone reconnects
+                release[1].set()  # .finished goes out once the worker is back
+                done = await ended(daemon, wid, timeout_s=30)
+                assert done["status"] == "COMPLETED", done
+                assert done["tasks"][0]["outputData"]["backup"] == {"run": 1}
             finally:
                 await in_thread(daemon.kill)
                 nursery.cancel_scope.cancel()
@@ -254,32 +265,3 @@ def test_shell_worker(tmp_path: Path, broker: Broker) -> None:
         proc.wait(timeout=10)
         if proc.stderr:
             proc.stderr.close()
-
-
-async def test_broker_restart_while_worker_runs(tmp_path: Path, broker: Broker) -> None:
-    release = trio.Event()
-    running = trio.Event()
-
-    async def blocking(data: dict[str, Any], event: CloudEvent, progress: Any) -> Any:
-        running.set()
-        await release.wait()
-        return {"after": "restart"}
-
-    daemon = keptn_daemon(tmp_path, broker)
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                partial(run_worker, broker.settings(), "backup", blocking, name="w1")
-            )
-            await in_thread(daemon.start)
-            try:
-                wid = await start(daemon, "backup_flow")
-                await running.wait()
-                await in_thread(broker.restart)  # sessions persist; everyone reconnects
-                release.set()  # .finished goes out once the worker is back
-                done = await ended(daemon, wid, timeout_s=30)
-                assert done["status"] == "COMPLETED", done
-                assert done["tasks"][0]["outputData"]["backup"] == {"after": "restart"}
-            finally:
-                await in_thread(daemon.kill)
-                nursery.cancel_scope.cancel()
