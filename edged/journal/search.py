@@ -22,9 +22,11 @@ output.  Rows that pass the SQL filter are read in sort order, at most
 `FREE_TEXT_SCAN_ROWS` of them; a row whose stored document does not contain
 the lower-cased term bytes (msgpack keeps strings as UTF-8, so this is a cheap
 prefilter with no decoding) is skipped unless the term is in its id columns;
-only the rest are decoded and checked exactly.  ``totalHits`` then counts
-the matches among the rows scanned, and ``truncated`` says the scan stopped
-at the cap, so a client knows older executions were not examined.
+only the rest are decoded and checked exactly, and a row whose id columns
+hold every term is not decoded at all.  The scan also stops once
+`FREE_TEXT_DECODE_BYTES` of documents were decoded.  ``totalHits`` then
+counts the matches among the rows scanned, and ``truncated`` says the scan
+stopped at a cap, so a client knows older executions were not examined.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from edged.journal.rows import ExecutionRow
 
 __all__ = [
     "COLUMNS",
+    "FREE_TEXT_DECODE_BYTES",
     "FREE_TEXT_SCAN_ROWS",
     "Condition",
     "ExecutionQuery",
@@ -60,9 +63,12 @@ COLUMNS: Final[dict[str, tuple[str, Literal["text", "int"]]]] = {
 }
 OPERATORS: Final = frozenset({"=", "!=", ">", "<", ">=", "<=", "IN"})
 FREE_TEXT_SCAN_ROWS: Final = 20_000
-# The JSON text of input + output checked per row is cut here: a 10 MB input
-# costs no more than a 256 KiB one.
+# The JSON text of input + output checked per row is cut here.
 FREE_TEXT_MAX_CHARS: Final = 256 * 1024
+# Decoding is the expensive part of a scan: once the documents decoded in one
+# search (rows that passed the byte prefilter) reach this size, the scan stops
+# (``truncated``), so big payloads cannot make one search take seconds.
+FREE_TEXT_DECODE_BYTES: Final = 32 * 1024 * 1024
 
 _CHUNK = 256  # rows read per statement during a free-text scan
 _COLUMNS_SQL = (
@@ -176,6 +182,7 @@ def _free_text_scan(
     needles = [t.encode("utf-8", "surrogatepass") if t.isascii() else None for t in terms]
     page = SearchPage(0)
     end = query.start + query.size
+    budget = FREE_TEXT_DECODE_BYTES
     conn.execute("BEGIN")  # the keys and the rows they name: one snapshot
     try:
         # Sort the narrow keys only, then read rows in chunks by rowid: sorting
@@ -199,30 +206,36 @@ def _free_text_scan(
             }
             for rowid in rowids:
                 row = by_rowid[rowid]
-                doc = _matching_doc(row, terms, needles)
-                if doc is None:
-                    continue
-                if query.start <= page.total_hits < end:
-                    page.rows.append(_row(row, doc))
-                page.total_hits += 1
+                found, decoded = _match(row, terms, needles)
+                budget -= decoded
+                if found is not None:
+                    if query.start <= page.total_hits < end:
+                        page.rows.append(_row(row, None if found is _IDS_ONLY else found))
+                    page.total_hits += 1
+                if budget < 0:
+                    page.truncated = True
+                    return page
     finally:
         conn.execute("COMMIT")
     return page
 
 
-def _matching_doc(row: tuple[Any, ...], terms: list[str], needles: list[bytes | None]) -> Any:
-    """The decoded document if every term matches the row, else None."""
+_IDS_ONLY = object()  # every term matched the id columns: no need to decode the document
+
+
+def _match(row: tuple[Any, ...], terms: list[str], needles: list[bytes | None]) -> tuple[Any, int]:
+    """(None, or the decoded document, or _IDS_ONLY; bytes decoded) for one row."""
     workflow_id, name, correlation, blob = row[0], row[1], row[5], row[10]
     ids = f"{workflow_id}\n{correlation or ''}\n{name}".lower()
+    pending = [(t, n) for t, n in zip(terms, needles, strict=True) if t not in ids]
+    if not pending:
+        return _IDS_ONLY, 0
     lowered = bytes(blob).lower()
-    for term, needle in zip(terms, needles, strict=True):
-        if needle is not None and term not in ids and needle not in lowered:
-            return None  # cheap: no decoding for rows that cannot match
+    if any(n is not None and n not in lowered for _, n in pending):
+        return None, 0  # cheap: no decoding for rows that cannot match
     doc = decode(blob)
     text = _document_text(doc)
-    if all(t in ids or t in text for t in terms):
-        return doc
-    return None
+    return (doc if all(t in text for t, _ in pending) else None), len(blob)
 
 
 def _document_text(doc: Any) -> str:

@@ -269,3 +269,16 @@ def test_any_query_agrees_with_a_python_model(tmp_path: Path) -> None:
         check()
     finally:
         conn.close()
+
+
+async def test_free_text_stops_at_its_decode_budget(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "plain" is in nearly every document, so each of those rows is decoded
+    monkeypatch.setattr(search_module, "FREE_TEXT_DECODE_BYTES", 1)
+    page = await journal.search_executions(ExecutionQuery(free_text=("plain",)))
+    assert page.truncated and page.total_hits == 1  # the first decoded row spent it all
+    # a term every id column holds needs no decoding, so the budget is not spent
+    page = await journal.search_executions(ExecutionQuery(free_text=("wf-",)))
+    assert not page.truncated and page.total_hits == len(ROWS)
+    assert all(isinstance(r.doc, dict) for r in page.rows)  # page rows are decoded
