@@ -89,6 +89,7 @@ class MqttService:
         self._nursery: trio.Nursery | None = None
         self._limit = trio.Semaphore(options.max_concurrent_messages)
         self._ready = trio.Event()
+        self._dropping = False
         self._attach_hooks: list[Callable[[Any], None]] = []
         self._run_hooks: list[Callable[[MqttService], Awaitable[None]]] = []
         from edged_mqtt.outbox import MqttOutbox
@@ -276,14 +277,19 @@ class MqttService:
             client.ack(message)
             return
         self.stats.redeliveries += 1
-        if self._nursery is not None:
+        stopping = self.engine is not None and not self.engine.accepting
+        if self._nursery is not None and not self._dropping and not stopping:
+            self._dropping = True  # one reconnect for a burst of refusals
             self._nursery.start_soon(self._drop_later, client)
 
     async def _drop_later(self, client: MqttClient) -> None:
         # the journal refused a commit: give it a moment, then reconnect so that the broker
         # redelivers every unacked message of this connection
-        await trio.sleep(1.0)
-        client.drop_connection()
+        try:
+            await trio.sleep(1.0)
+            client.drop_connection()
+        finally:
+            self._dropping = False
 
 
 def configure(section: dict[str, Any], cfg: Any = None, defs: Any = None) -> MqttService:

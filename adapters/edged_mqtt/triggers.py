@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Rules come from definitions' ``triggers`` blocks (latest version of each workflow) and from
+Rules come from definitions' ``triggers`` blocks (latest version of each workflow known at
+start: definitions registered later through the API take effect at the next start) and from
 the config's ``mqtt.triggers`` (which name their ``workflow``); the block's shape and its
 checks are in edged/defs/triggers.py. Each rule subscribes its filter through the service
 (``MqttService.subscribe``); the broker session is persistent, so QoS 1 messages sent while
@@ -209,6 +210,9 @@ class TriggerSet:
 
     def _callback(self, rule: Rule) -> Any:
         def on_message(message: MqttMessage) -> Awaitable[None] | None:
+            if not self.engine.accepting:
+                # shutting down: start nothing new; unacked, the broker keeps it for later
+                raise Redeliver("the daemon is stopping")
             rule.stats.received += 1
             try:
                 ctx, event = _context(rule, message)
