@@ -288,3 +288,34 @@ def test_logs_follow_survives_a_daemon_restart(daemon: Any) -> None:
     assert docs[-1]["kind"] == "WorkflowStatusChanged" and docs[-1]["data"]["status"] == "COMPLETED"
     logged = [line for d in docs if d["kind"] == "TaskLogged" for line in d["data"]["logs"]]
     assert logged == ["after restart"]
+
+
+def test_wait_progress_rewrites_one_line_on_a_terminal(daemon: Any) -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "edged.cli", "start", "talker", "--input",
+             '{"word": "tty", "ms": 300}', "--wait", "--server", daemon.url],
+            stdout=subprocess.PIPE, stderr=terminal, timeout=CLI_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal side is closed and drained
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert proc.returncode == 0
+    assert seen.count(b"\r\x1b[K") >= 3, seen  # each update rewrites the same line
+    assert b"\n" not in seen  # no new line (the pty would show one as CR LF): one line
+    assert seen.endswith(b"\r\x1b[K")  # and is cleared before the result is printed
