@@ -33,6 +33,7 @@ behaviour at the limit is "reject new", so clients learn it at once.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import hmac
 import logging
@@ -55,6 +56,11 @@ Handler = Callable[[Request], Awaitable[AnyResponse]]
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_BACKOFF_S = 0.1
 
+# Upper bounds (s) of the request-latency buckets in HttpStatistics (/metrics).
+LATENCY_BOUNDS_S: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
 # At most one "request rejected" log line per interval (the rest are counted).
 _REJECT_LOG_INTERVAL_S = 10.0
 
@@ -74,6 +80,10 @@ class HttpStatistics:
     unauthorized: int = 0
     app_errors: int = 0
     responses: dict[int, int] = field(default_factory=dict)  # status code -> responses sent
+    # Time from a complete request to its response being ready (a stream's body and
+    # the send not included), per bucket of LATENCY_BOUNDS_S (then +Inf), and in total.
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
+    latency_sum_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -98,7 +108,10 @@ class App:
     watch_peer: Callable[[Request], bool] | None = None
 
     def statistics(self) -> HttpStatistics:
-        return replace(self.stats, responses=dict(self.stats.responses))
+        stats = self.stats
+        return replace(
+            stats, responses=dict(stats.responses), latency_counts=list(stats.latency_counts)
+        )
 
     def is_authorized(self, request: Request) -> bool:
         if self.auth_token is None:
@@ -223,8 +236,11 @@ class _Server:
                         response = await self.respond(request)
                     status = response.status
                     stats.responses[status] = stats.responses.get(status, 0) + 1
+                    elapsed_s = time.perf_counter() - started
+                    stats.latency_counts[bisect.bisect_left(LATENCY_BOUNDS_S, elapsed_s)] += 1
+                    stats.latency_sum_s += elapsed_s
                     if log.isEnabledFor(logging.DEBUG):
-                        _log_request(request, status, started)
+                        _log_request(request, status, elapsed_s)
                     if not await wire.send_response(request, response):
                         break
             if (timeout := wire.timed_out()) is not None:
@@ -292,7 +308,7 @@ def _client_text(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
 
 
-def _log_request(request: Request, status: int, started: float) -> None:
+def _log_request(request: Request, status: int, elapsed_s: float) -> None:
     # Debug level: one line per request is too much for an SD card at info.
     log.debug(
         "request",
@@ -301,7 +317,7 @@ def _log_request(request: Request, status: int, started: float) -> None:
                 "method": request.method,
                 "path": request.path,
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "duration_ms": round(elapsed_s * 1000, 3),
                 "client": _client_text(request.client),
             }
         },
@@ -317,6 +333,7 @@ def _peer_of(stream: trio.SocketStream) -> tuple[str, int] | None:
 
 
 __all__ = [
+    "LATENCY_BOUNDS_S",
     "App",
     "Handler",
     "HttpLimits",

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from edged.api.http import Handler
+from edged.api.http import LATENCY_BOUNDS_S, Handler
 from edged.api.messages import AnyResponse, Request, Response, error_response, json_response
 from edged.api.router import Router
 from edged.metrics import CONTENT_TYPE
@@ -44,6 +44,18 @@ _ALWAYS_SERVED = frozenset({"/health/live", "/health/ready", "/metrics"})
 
 
 def add_metrics_routes(router: Router, telemetry: Telemetry) -> None:
+    request_seconds = telemetry.registry.histogram(
+        "edged_http_request_seconds",
+        "complete request -> response ready (a stream's body and the send not included)",
+        buckets=LATENCY_BOUNDS_S,
+    )
+
+    @telemetry.registry.collector
+    def collect_http() -> None:
+        if telemetry.http_stats is not None:
+            stats = telemetry.http_stats()
+            request_seconds.labels().load(stats.latency_counts, stats.latency_sum_s)
+
     async def metrics(request: Request, params: Params) -> AnyResponse:
         body = telemetry.registry.render().encode()
         return Response(200, (("content-type", CONTENT_TYPE),), body)

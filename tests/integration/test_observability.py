@@ -98,6 +98,10 @@ def test_metrics_parse_and_move_as_work_runs(daemon_factory: Any) -> None:
     assert after.value("edged_http_responses_total", code="400") == 1
     assert after.value("edged_http_responses_total", code="200") >= 8
     assert after.value("edged_http_connections_refused_total") == 0
+    # request latency: every answered request so far (the scrape itself is still in flight)
+    answered = sum(after.series("edged_http_responses_total").values())
+    assert after.value("edged_http_request_seconds_count") == answered
+    assert 0 < after.value("edged_http_request_seconds_sum") < answered * 1.0
     assert after.value("edged_http_connections") >= 1  # the scrape's own
     # the standard process families, from the daemon's own /proc entry
     rss = after.value("process_resident_memory_bytes")
