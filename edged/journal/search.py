@@ -227,15 +227,25 @@ def _match(row: tuple[Any, ...], terms: list[str], needles: list[bytes | None]) 
     """(None, or the decoded document, or _IDS_ONLY; bytes decoded) for one row."""
     workflow_id, name, correlation, blob = row[0], row[1], row[5], row[10]
     ids = f"{workflow_id}\n{correlation or ''}\n{name}".lower()
-    pending = [(t, n) for t, n in zip(terms, needles, strict=True) if t not in ids]
+    lowered = None
+    pending = []
+    for term, needle in zip(terms, needles, strict=True):  # plain loops: this runs per row
+        if term in ids:
+            continue
+        if needle is not None:
+            if lowered is None:
+                lowered = bytes(blob).lower()
+            if needle not in lowered:
+                return None, 0  # cheap: no decoding for rows that cannot match
+        pending.append(term)
     if not pending:
         return _IDS_ONLY, 0
-    lowered = bytes(blob).lower()
-    if any(n is not None and n not in lowered for _, n in pending):
-        return None, 0  # cheap: no decoding for rows that cannot match
     doc = decode(blob)
     text = _document_text(doc)
-    return (doc if all(t in text for t, _ in pending) else None), len(blob)
+    for term in pending:
+        if term not in text:
+            return None, len(blob)
+    return doc, len(blob)
 
 
 def _document_text(doc: Any) -> str:
