@@ -24,7 +24,10 @@ misses nothing, and drops buffered ids it already replayed (see
 `edged.api.streams`).
 
 Bounds: at most `max_subscribers` subscriptions (`FeedFull` beyond, which
-the API answers with 503) and `capacity` events each.
+the API answers with 503) and `capacity` events each.  A refused subscription
+wakes every idle one (its `take` returns early, its stream writes a
+keep-alive), so slots held by vanished clients are freed by the time the
+refused client retries.
 """
 
 from __future__ import annotations
@@ -99,7 +102,8 @@ class Subscription:
         return events
 
     async def take(self, timeout_s: float) -> list[FeedEvent]:
-        """Wait up to `timeout_s` for events; [] on timeout or once cut off and drained."""
+        """Wait up to `timeout_s` for events; [] on timeout, when the feed pokes (full),
+        or once cut off and drained."""
         if not self._events and not self.overflowed:
             self._wake = trio.Event()
             with trio.move_on_after(timeout_s):
@@ -170,6 +174,7 @@ class Feed:
         """Like `subscribe`, for callers that manage the lifetime themselves (`close`)."""
         if self._count >= self.max_subscribers:
             self.stats.refused += 1
+            self._poke_all()
             raise FeedFull(f"too many live streams (limit {self.max_subscribers})")
         sub = Subscription(self.capacity, workflow_id, name)
         if workflow_id is not None:
@@ -180,6 +185,17 @@ class Feed:
             self._everything.add(sub)
         self._count += 1
         return sub
+
+    def _poke_all(self) -> None:
+        # Full: make every idle stream write a keep-alive now, so that streams
+        # whose client is gone fail their write and free their slot before the
+        # refused client retries (a dead client is only noticed by a write).
+        for index in (self._by_workflow, self._by_name):
+            for subs in index.values():
+                for sub in subs:
+                    sub._wake.set()
+        for sub in self._everything:
+            sub._wake.set()
 
     def close(self, sub: Subscription) -> None:
         """Remove `sub` (idempotent)."""

@@ -13,7 +13,7 @@ import trio.testing
 
 from edged.core.model import Workflow
 from edged.journal import HistoryEvent
-from edged.runtime.feed import Feed, FeedFull
+from edged.runtime.feed import Feed, FeedFull, Subscription
 from edged.runtime.rows import new_workflow
 
 DEFINITION = {"name": "pump", "version": 1, "tasks": []}
@@ -115,3 +115,25 @@ async def test_a_cut_off_subscriber_wakes_up_at_once(
             assert [e.id for e in await sub.take(60.0)] == [2]
             assert await sub.take(60.0) == []  # drained and cut off: no waiting
         assert sub.overflowed
+
+
+async def test_a_refused_subscription_pokes_idle_streams(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Idle streams write a keep-alive at once (their take returns []), so the
+    slots of vanished clients are found out before the refused client retries."""
+    feed = Feed(max_subscribers=2)
+    woke: list[float] = []
+    async with trio.open_nursery() as nursery:
+        for which in ({"workflow_id": "w"}, {}):
+            sub = feed.open(**which)
+
+            async def wait(sub: Subscription = sub) -> None:
+                assert await sub.take(3600.0) == []
+                woke.append(trio.current_time())
+
+            nursery.start_soon(wait)
+        await trio.sleep(10)
+        with pytest.raises(FeedFull):
+            feed.open(name="pump")
+    assert woke == [10, 10]

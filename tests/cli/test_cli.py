@@ -319,3 +319,29 @@ def test_wait_progress_rewrites_one_line_on_a_terminal(daemon: Any) -> None:
     assert seen.count(b"\r\x1b[K") >= 3, seen  # each update rewrites the same line
     assert b"\n" not in seen  # no new line (the pty would show one as CR LF): one line
     assert seen.endswith(b"\r\x1b[K")  # and is cleared before the result is printed
+
+
+def test_slots_of_vanished_clients_come_back_long_before_a_keepalive(guarded: Any) -> None:
+    """keepalive_s is 15 here and the only slot is held by a client that left:
+    a refused request makes idle streams write at once, so a retry gets in."""
+    import httpx
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    def attempt() -> int:
+        with httpx.stream("GET", f"{guarded.url}/api/events", headers=auth, timeout=10) as resp:
+            return resp.status_code
+
+    deadline = time.monotonic() + 20
+    while attempt() != 200:  # the slot may still be held by an earlier test's stream
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    # that stream's client is gone now (closed on leaving `attempt`); retry as a browser would
+    started_at = time.monotonic()
+    codes = []
+    while (code := attempt()) != 200:
+        codes.append(code)
+        assert time.monotonic() - started_at < 10, codes
+        time.sleep(0.3)
+    assert set(codes) <= {503}
+    assert time.monotonic() - started_at < 10  # < keepalive_s (15): the poke freed the slot
