@@ -197,6 +197,23 @@ class MqttClient:
         self._pending_pubs[info.mid] = waiter
         return PendingPublish(self, topic, waiter, info.mid)
 
+    async def publish_then(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: Properties | None,
+        done: Callable[[BaseException | None], None],
+    ) -> None:
+        """``publish_pipelined`` without a task per message: ``done(None)`` is called
+        after PUBACK (``done(error)`` on refusal or close), from the reader task."""
+        handle = await self.publish_pipelined(topic, payload, qos, retain, properties)
+        if handle._waiter is None:
+            done(None)
+            return
+        self._pending_pubs[handle._mid] = _CallbackWaiter(self, handle._mid, topic, done)
+
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe (and remember the filter, to subscribe again if the broker loses the
         session); return once the broker granted it."""
@@ -480,7 +497,7 @@ class MqttClient:
                 await self._lost.wait()
         self._closed = True
         self._lost.set()
-        for waiter in self._pending_pubs.values():
+        for waiter in list(self._pending_pubs.values()):
             waiter.fail(ClientClosed("MQTT client closed before the broker acknowledged"))
         self._state_lot.unpark_all()
         self._inbox_lot.unpark_all()
@@ -632,6 +649,43 @@ class MqttClient:
                 self._inbox.dropped,
             )
         self._inbox_lot.unpark()
+
+
+class _CallbackWaiter(Waiter[ReasonCode]):
+    """A pending PUBACK that calls back instead of waking a task."""
+
+    def __init__(
+        self,
+        client: MqttClient,
+        mid: int,
+        topic: str,
+        done: Callable[[BaseException | None], None],
+    ) -> None:
+        self._client, self._mid, self._topic, self._done = client, mid, topic, done
+        self._called = False
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._called:
+            return
+        self._called = True
+        client = self._client
+        client._pending_pubs.pop(self._mid, None)
+        client._inflight.release()
+        if error is None:
+            client._published += 1
+        self._done(error)
+
+    def succeed(self, value: ReasonCode) -> None:
+        if value.is_failure:
+            self._finish(PublishRejected(f"broker refused publish to {self._topic}: {value}"))
+        else:
+            self._finish(None)
+
+    def fail(self, error: BaseException) -> None:
+        self._finish(error)
+
+    async def wait(self) -> ReasonCode:
+        raise RuntimeError("a callback waiter is not awaited")
 
 
 class PendingPublish:

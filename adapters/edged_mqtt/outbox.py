@@ -42,6 +42,7 @@ the message.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import math
@@ -60,7 +61,7 @@ from edged.errors import BadInput
 from edged.runtime.engine import Op
 from edged_mqtt.client import MqttClient
 from edged_mqtt.options import OutboxLimits
-from edged_mqtt.session import PublishRejected
+from edged_mqtt.session import ClientClosed, PublishRejected
 from edged_mqtt.topics import validate_topic
 
 log = logging.getLogger("edged.mqtt.outbox")
@@ -265,54 +266,66 @@ class MqttOutbox:
         assert self._client is not None and self._nursery is not None
         queue = self._queues[topic]
         try:
-            while queue:
-                item = queue[0]
-                await self._client.wait_connected()  # expiry counts until the send
-                if item.expires_at_ms is not None and _now_ms() >= item.expires_at_ms:
-                    queue.popleft()
-                    self._expired(item)
-                    continue
-                props = self._properties(item)
-                try:
-                    handle = await self._client.publish_pipelined(
-                        item.topic, item.payload, item.qos, item.retain, props
-                    )
-                except (BadInput, ValueError, PublishRejected) as exc:
-                    queue.popleft()
-                    self._done(item)
-                    self.stats.invalid += 1
-                    self._settle(
-                        item.workflow_id,
-                        item.task_id,
-                        item.outbox_id,
-                        item.is_task,
-                        "FAILED_WITH_TERMINAL_ERROR",
-                        str(exc),
-                    )
-                    continue
-                queue.popleft()
-                self._nursery.start_soon(self._await_puback, item, handle)
+            await self._send_queue(queue)
+        except ClientClosed:
+            pass  # shutting down: what is left stays in the journal for the next start
         finally:
             self._senders.discard(topic)
             if not queue:
                 self._queues.pop(topic, None)
-            elif self._nursery is not None:
+            elif self._nursery is not None and not self._closing():
                 self._wake(topic)
 
-    async def _await_puback(self, item: _Item, handle: Any) -> None:
-        try:
-            await handle.wait()
-        except PublishRejected as exc:  # the broker refused it (not authorized, quota...)
+    def _closing(self) -> bool:
+        return self._client is None or self._client._closed
+
+    async def _send_queue(self, queue: collections.deque[_Item]) -> None:
+        assert self._client is not None
+        while queue:
+            item = queue[0]
+            await self._client.wait_connected()  # expiry counts until the send
+            if item.expires_at_ms is not None and _now_ms() >= item.expires_at_ms:
+                queue.popleft()
+                self._expired(item)
+                continue
+            props = self._properties(item)
+            try:
+                await self._client.publish_then(
+                    item.topic,
+                    item.payload,
+                    item.qos,
+                    item.retain,
+                    props,
+                    functools.partial(self._delivered, item),
+                )
+            except (BadInput, ValueError, PublishRejected) as exc:
+                queue.popleft()
+                self._done(item)
+                self.stats.invalid += 1
+                self._settle(
+                    item.workflow_id,
+                    item.task_id,
+                    item.outbox_id,
+                    item.is_task,
+                    "FAILED_WITH_TERMINAL_ERROR",
+                    str(exc),
+                )
+                continue
+            queue.popleft()
+
+    def _delivered(self, item: _Item, error: BaseException | None) -> None:
+        """Called back after the PUBACK (or the refusal, or the client's close)."""
+        if isinstance(error, PublishRejected):  # the broker refused it (not authorized...)
             self._done(item)
             self.stats.refused_by_broker += 1
-            log.warning("mqtt outbox refused topic=%s: %s", item.topic, exc)
+            log.warning("mqtt outbox refused topic=%s: %s", item.topic, error)
             self._settle(
-                item.workflow_id, item.task_id, item.outbox_id, item.is_task, "FAILED", str(exc)
+                item.workflow_id, item.task_id, item.outbox_id, item.is_task, "FAILED", str(error)
             )
             return
-        except Exception as exc:
+        if error is not None:
             # client closed (shutdown): the row stays in the journal and goes out next start
-            log.info("mqtt outbox undelivered at close topic=%s: %s", item.topic, exc)
+            log.info("mqtt outbox undelivered at close topic=%s: %s", item.topic, error)
             return
         self._done(item)
         self.stats.delivered += 1
