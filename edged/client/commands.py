@@ -49,8 +49,13 @@ class UsageError(Exception):
     """Bad arguments or input files (exit 2)."""
 
 
+EXIT_CODES_HELP = """exit codes: 0 done (--wait, logs -f: COMPLETED), 1 ended otherwise or --wait
+gave up, 2 bad input, 3 daemon unreachable, 4 not found, 5 refused (401, 409, 5xx)"""
+
+
 def add_client_commands(sub: Any) -> None:
     """Add the client subcommands to `edged`'s subparsers."""
+    raw = argparse.RawDescriptionHelpFormatter
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--server",
@@ -65,7 +70,13 @@ def add_client_commands(sub: Any) -> None:
         "--http-timeout", type=float, default=10.0, help="seconds per request (default 10)"
     )
 
-    start = sub.add_parser("start", parents=[common], help="start an execution; prints its id")
+    start = sub.add_parser(
+        "start",
+        parents=[common],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=raw,
+        help="start an execution; prints its id",
+    )
     start.add_argument("name")
     start.add_argument("--input", default="{}", help="input as a JSON object (or @file.json)")
     start.add_argument("--version", type=int, default=None)
@@ -77,10 +88,22 @@ def add_client_commands(sub: Any) -> None:
     )
     start.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S s")
 
-    get = sub.add_parser("get", parents=[common], help="show one execution and its tasks")
+    get = sub.add_parser(
+        "get",
+        parents=[common],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=raw,
+        help="show one execution and its tasks",
+    )
     get.add_argument("id")
 
-    lst = sub.add_parser("list", parents=[common], help="list executions, newest first")
+    lst = sub.add_parser(
+        "list",
+        parents=[common],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=raw,
+        help="list executions, newest first",
+    )
     lst.add_argument(
         "--status", action="append", default=[], help="RUNNING, FAILED... (repeatable)"
     )
@@ -88,14 +111,24 @@ def add_client_commands(sub: Any) -> None:
     lst.add_argument("--limit", type=int, default=50)
 
     logs = sub.add_parser(
-        "logs", parents=[common], help="print an execution's events and task logs"
+        "logs",
+        parents=[common],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=raw,
+        help="print an execution's events and task logs",
     )
     logs.add_argument("id")
     logs.add_argument(
         "-f", "--follow", action="store_true", help="follow until it ends; exit 1 unless COMPLETED"
     )
 
-    graph = sub.add_parser("graph", parents=[common], help="render a definition as dot or mermaid")
+    graph = sub.add_parser(
+        "graph",
+        parents=[common],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=raw,
+        help="render a definition as dot or mermaid",
+    )
     graph.add_argument(
         "file", nargs="?", help="definition file (default: the --execution's own definition)"
     )
@@ -106,7 +139,11 @@ def add_client_commands(sub: Any) -> None:
     )
 
     signal = sub.add_parser(
-        "signal", parents=[common], help="complete a waiting task (WAIT, HUMAN...)"
+        "signal",
+        parents=[common],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=raw,
+        help="complete a waiting task (WAIT, HUMAN...)",
     )
     signal.add_argument("id")
     signal.add_argument("ref", help="the task's reference name")
