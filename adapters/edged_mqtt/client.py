@@ -367,7 +367,10 @@ class MqttClient:
         self._rbuf, self._rpos = b"", 0
         try:
             while True:
-                await trio.lowlevel.wait_readable(sock)
+                if self._rpos < len(self._rbuf):
+                    await trio.lowlevel.checkpoint()  # buffered packets left: no wait
+                else:
+                    await trio.lowlevel.wait_readable(sock)
                 for _ in range(_READS_PER_WAKEUP):
                     if self._paho.loop_read() != _OK:
                         self._lost.set()
