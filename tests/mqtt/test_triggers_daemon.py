@@ -266,3 +266,25 @@ async def test_broker_restart_under_load_loses_nothing(make_daemon: Any, broker:
         assert len(done) == n
         assert len(await search(daemon, "load")) == n  # never two for one identity
         assert daemon.terminate() == 0
+
+
+async def test_config_file_rules_and_binary_decoding(make_daemon: Any, broker: Broker) -> None:
+    target = flow("cfg_target", [publish_task("echo", "cfg/out", "${workflow.input}")])
+    rules = [
+        {
+            "name": "raw",
+            "workflow": "cfg_target",
+            "topic": "cfg/in/+",
+            "decode": "bytes",
+            "input": {"data": "${payload}", "device": "${topicLevels[2]}"},
+        }
+    ]
+    with trio.fail_after(DEADLINE_S):
+        daemon = make_daemon(target, mqtt={"triggers": rules})
+        async with open_mqtt_client(broker.settings(client_id="cfg-probe")) as probe:
+            await probe.subscribe("cfg/out", 1)
+            await start(daemon)
+            await probe.publish("cfg/in/dev7", b"\x00\x01\xfe\xff", qos=1)
+            got = await collect(probe, 1, 20)
+            assert [json.loads(m.payload) for m in got] == [{"data": "AAH+/w==", "device": "dev7"}]
+        assert daemon.terminate() == 0
