@@ -201,7 +201,7 @@ def choose_event(data: st.DataObject, run: Run) -> ev.Event:
     options: list[str] = ["noise", "pause", "resume", "terminate", "skip"]
     work = pending_work(wf)
     if work:
-        options += ["result"] * 6 + ["started"]
+        options += ["result"] * 6 + ["started", "lease", "logged"]
     if run.armed:
         options += ["timer"] * 3
     if any(t.task_type in ("WAIT", "HUMAN") and not t.status.terminal for t in wf.tasks):
@@ -234,6 +234,12 @@ def choose_event(data: st.DataObject, run: Run) -> ev.Event:
     if kind == "started":
         task = data.draw(st.sampled_from(work), label="task")
         return ev.TaskStarted(at_ms, task.task_id, worker_id="w1", generation=task.generation)
+    if kind == "lease":
+        task = data.draw(st.sampled_from(work), label="task")
+        return ev.TaskLeaseExtended(at_ms, task.task_id)
+    if kind == "logged":
+        task = data.draw(st.sampled_from(work), label="task")
+        return ev.TaskLogged(at_ms, task.task_id, (f"log {len(run.events)}",))
     if kind == "timer":
         key = data.draw(st.sampled_from(run.live_timers()), label="timer")
         return ev.TimerFired(max(at_ms, run.armed[key]), key)
@@ -338,6 +344,8 @@ def absorbable_events(run: Run) -> list[ev.Event]:
         out += [
             ev.TaskResultReceived(at, task.task_id, "COMPLETED", {"late": 1}),
             ev.TaskStarted(at, task.task_id, generation=task.generation),
+            ev.TaskLeaseExtended(at, task.task_id),
+            ev.TaskLogged(at, task.task_id, ("late log",)),
             ev.TaskSignaled(at, task.ref, "COMPLETED", {}),
             ev.SkipTaskRequested(at, task.ref),
             ev.ChildWorkflowEnded(at, task.task_id, "c", "COMPLETED", {}),

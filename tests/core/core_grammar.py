@@ -219,6 +219,7 @@ def taskdefs() -> st.SearchStrategy[dict[str, dict[str, Any]]]:
             "timeoutSeconds": st.sampled_from([0, 0, 30]),  # responseTimeout is capped below
             "timeoutPolicy": st.sampled_from(["RETRY", "TIME_OUT_WF", "ALERT_ONLY"]),
             "responseTimeoutSeconds": st.sampled_from([10, 3600]),
+            "pollTimeoutSeconds": st.sampled_from([None, None, 15]),
         }
     )
     return st.fixed_dictionaries(
