@@ -224,7 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--prefill", type=int, default=4000)
+    parser.add_argument("--prefill", type=int, default=8000)
     parser.add_argument("--timeout", type=float, default=120.0, help="bound on every wait, s")
     parser.add_argument("--profile", help="write a cProfile of the daemon to this file")
     args = parser.parse_args()
