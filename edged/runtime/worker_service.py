@@ -38,6 +38,7 @@ import trio
 
 from edged.core import events as ev
 from edged.core.commands import DispatchTask
+from edged.core.decider import dispatch_command
 from edged.core.model import Task, TaskStatus, Workflow
 from edged.core.views import task_json
 from edged.errors import BadInput, EdgedError, NotFound
@@ -81,7 +82,15 @@ class WorkerService:
         deadline = trio.current_time() + max(0, timeout_ms) / 1000
         while True:
             tasks = await self._hand_out(task_type, domain, worker_id, count)
-            if tasks or trio.current_time() >= deadline:
+            if tasks:
+                try:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                except trio.Cancelled:
+                    # the client left while the poll was journaled: the next poll gets them
+                    self._requeue(tasks)
+                    raise
+                return tasks
+            if trio.current_time() >= deadline:
                 return tasks
             with trio.move_on_at(deadline):
                 if not await self.queues.wait(name):
@@ -124,6 +133,23 @@ class WorkerService:
                     continue
                 out.append(task_json(*found))
         return out
+
+    def _requeue(self, tasks: list[JsonDict]) -> None:
+        at = now_ms()
+        for doc in reversed(tasks):
+            found = self._current_by_id(str(doc["workflowInstanceId"]), str(doc["taskId"]))
+            if found is None:
+                continue
+            wf, task = found
+            self.dispatcher.ended((task.task_id,))
+            self.queues.push(dispatch_command(wf, task), at, front=True)
+
+    def _current_by_id(self, workflow_id: str, task_id: str) -> tuple[Workflow, Task] | None:
+        wf = self.engine.live.get(workflow_id)
+        task = wf.task_by_id(task_id) if wf is not None else None
+        if wf is None or task is None or task.status.terminal:
+            return None
+        return wf, task
 
     def _current(self, cmd: DispatchTask) -> tuple[Workflow, Task] | None:
         """The queued task, if it still waits for exactly this dispatch."""
