@@ -66,9 +66,7 @@ async def test_a_poll_cancelled_while_journaled_requeues_its_tasks(engine: Engin
             await workers.poll("svc_t", worker_id="gone", domain=None, count=1, timeout_ms=0)
         assert scope.cancelled_caught
         assert workers.queues.size("svc_t") == 1
-        (again,) = await workers.poll(
-            "svc_t", worker_id="next", domain=None, count=1, timeout_ms=0
-        )
+        (again,) = await workers.poll("svc_t", worker_id="next", domain=None, count=1, timeout_ms=0)
     assert again["workflowInstanceId"] == wid
     assert again["pollCount"] == 2 and again["workerId"] == "next"
     assert engine.dispatcher.polled_count() == 1  # the first hand-out's slot was freed
