@@ -27,6 +27,13 @@ Crashes and lost answers:
   the result applies and the queued copy is taken out of the queue.  A
   result for a task that has already ended is acknowledged and ignored
   (Conductor answers 200 there too), so no result is recorded twice.
+
+Known differences from Conductor: a task's domain is chosen when it is
+queued and not journaled, so after a restart a task mapped to several
+domains is queued by the poll data seen since the restart (none at first:
+the last entry of its list); and ``timeoutSeconds`` counts from when a task
+is queued, not from its first poll (in-process handlers never poll), so an
+unpolled task can time out by it as well as by ``pollTimeoutSeconds``.
 """
 
 from __future__ import annotations
