@@ -51,7 +51,7 @@ import trio
 from edged.core import events as ev
 from edged.defs.faults import DefinitionError
 from edged.defs.triggers import validate_triggers
-from edged.errors import ConfigError, EdgedError, JournalError
+from edged.errors import ConfigError, EdgedError, JournalError, NotFound
 from edged.expr import eval_condition, resolve
 from edged.runtime.engine import Op, new_workflow
 from edged_mqtt.cloudevents import CloudEvent, decode_message, to_json_doc
@@ -323,9 +323,9 @@ class TriggerSet:
     async def _exists(self, workflow_id: str) -> bool:
         try:
             await self.engine.workflow(workflow_id)
-        except EdgedError as exc:
-            if type(exc).__name__ == "NotFound":
-                return False
+        except NotFound:
+            return False
+        except EdgedError as exc:  # the journal could not be read: try again later
             raise Redeliver(str(exc)) from exc
         return True
 
