@@ -56,12 +56,14 @@ from edged.config import Config
 from edged.daemon import build_engine, tune_gc
 from edged.handlers import HandlerRegistry, TaskContext
 from edged.journal import open_journal
-from edged.runtime.engine import Engine, Op, new_workflow
+from edged.runtime.engine import Engine, EngineSettings, Op, new_workflow
 from edged.runtime.registry import DefinitionRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 DBOS_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "dbos" / "run.sh"
 TASKS_PER_WORKFLOW = 10
+# EngineSettings fields set by --max-batch / --max-inflight (to explore the pipelining knobs)
+ENGINE_OVERRIDES: dict[str, int] = {}
 
 
 def chain_definition(name: str, task_name: str, length: int = TASKS_PER_WORKFLOW) -> dict[str, Any]:
@@ -126,6 +128,8 @@ async def running_engine(data_dir: Path, registry: DefinitionRegistry) -> AsyncI
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything is measured
     async with open_journal(cfg.journal_path) as journal:
         engine = build_engine(journal, registry, cfg, handler_registry=handlers)
+        for name, value in ENGINE_OVERRIDES.items():
+            setattr(engine.settings, name, value)
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)
             tune_gc()  # as `edged run` does once recovered
@@ -402,11 +406,25 @@ def main() -> None:
     parser.add_argument(
         "--with-dbos", action="store_true", help="also run the DBOS peer (downloads DBOS once)"
     )
+    parser.add_argument("--max-batch", type=int, help="ops per engine batch (EngineSettings)")
+    parser.add_argument("--max-inflight", type=int, help="batches committing at once")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval (s)")
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    if args.max_batch:
+        ENGINE_OVERRIDES["max_batch"] = args.max_batch
+    if args.max_inflight:
+        ENGINE_OVERRIDES["max_inflight"] = args.max_inflight
     result: dict[str, Any] = {
         "benchmark": "edged engine",
         "tasks_per_workflow": TASKS_PER_WORKFLOW,
         "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+        "switch_interval_s": sys.getswitchinterval(),
+        "engine_settings": {
+            "max_batch": ENGINE_OVERRIDES.get("max_batch", EngineSettings().max_batch),
+            "max_inflight": ENGINE_OVERRIDES.get("max_inflight", EngineSettings().max_inflight),
+        },
     }
     tmp = Path(tempfile.mkdtemp(prefix="edged-bench-", dir=os.environ.get("EDGED_BENCH_DIR")))
     wall0 = time.perf_counter()
