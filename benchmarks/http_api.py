@@ -36,17 +36,23 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import trio
+from bench_http import (
+    Connection,
+    cpu_seconds,
+    free_port,
+    launch_edged,
+    main_thread_cpu_seconds,
+    percentile,
+    rss_mb,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 WORKFLOW = {
     "name": "bench_one",
     "version": 1,
@@ -70,105 +76,15 @@ async def noop(ctx):
 """
 
 
-# Thread CPU time, not wall time: on a shared machine wall-clock profiles mostly
-# measure waiting for a core (and for the GIL), not the code.
-_PROFILED = """
-import cProfile, sys, time
-from edged.cli import main
-profile = cProfile.Profile(time.thread_time)
-sys.argv = ["edged", *sys.argv[1:]]
-profile.enable()
-try:
-    main()
-finally:
-    profile.disable()
-    profile.dump_stats({path!r})
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _main_thread_cpu_seconds(pid: int) -> float:
-    """The Trio loop's thread alone (its tid is the pid); the rest is journal/worker threads."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def _ms(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     return {
-        "p50": round(_percentile(values, 0.50) * 1000, 2),
-        "p90": round(_percentile(values, 0.90) * 1000, 2),
-        "p99": round(_percentile(values, 0.99) * 1000, 2),
+        "p50": round(percentile(values, 0.50) * 1000, 2),
+        "p90": round(percentile(values, 0.90) * 1000, 2),
+        "p99": round(percentile(values, 0.99) * 1000, 2),
         "max": round(max(values) * 1000, 2),
     }
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection; requests answered with Content-Length only."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.buffer = b""
-
-    @classmethod
-    async def open(cls, port: int) -> Connection:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(stream)
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        await self.stream.send_all(head + body)
-        return await self.read_response()
-
-    async def read_response(self) -> tuple[int, bytes]:
-        while b"\r\n\r\n" not in self.buffer:
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buffer += chunk
-        raw_head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        lines = raw_head.split(b"\r\n")
-        status = int(lines[0].split()[1])
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            rest += chunk
-        self.buffer = rest[length:]
-        return status, rest[:length]
 
 
 class Completions:
@@ -277,7 +193,7 @@ async def _latency_phase(
         "failed": sum(1 for w in sent_at if w in completions.failed),
         "start_to_completion_ms": _ms(latencies),
         "start_request_ms": _ms(round_trips),
-        "schedule_lateness_ms_p99": round(_percentile(lateness, 0.99) * 1000, 2),
+        "schedule_lateness_ms_p99": round(percentile(lateness, 0.99) * 1000, 2),
         "connections": connections,
     }
 
@@ -383,21 +299,21 @@ async def _bench(pid: int, port: int, args: argparse.Namespace) -> dict[str, Any
             await completions.wait_for(warm, args.timeout)
         await conn.stream.aclose()
 
-        cpu0, loop0 = _cpu_seconds(pid), _main_thread_cpu_seconds(pid)
+        cpu0, loop0 = cpu_seconds(pid), main_thread_cpu_seconds(pid)
         latency = await _latency_phase(
             port, completions, args.rate, args.latency_starts, args.timeout
         )
         latency["daemon_cpu_us_per_start"] = round(
-            (_cpu_seconds(pid) - cpu0) / args.latency_starts * 1e6
+            (cpu_seconds(pid) - cpu0) / args.latency_starts * 1e6
         )
         latency["daemon_loop_thread_cpu_us_per_start"] = round(
-            (_main_thread_cpu_seconds(pid) - loop0) / args.latency_starts * 1e6
+            (main_thread_cpu_seconds(pid) - loop0) / args.latency_starts * 1e6
         )
         # the stream's subscriber costs the daemon CPU too: gone for the throughput phase
         nursery.cancel_scope.cancel()
     await trio.sleep(0.2)
     done_before = await _completed_count(port)
-    cpu0, loop0 = _cpu_seconds(pid), _main_thread_cpu_seconds(pid)
+    cpu0, loop0 = cpu_seconds(pid), main_thread_cpu_seconds(pid)
     own0 = time.process_time()
     throughput = await _throughput_phase(
         port, done_before, args.clients, args.seconds, args.timeout
@@ -406,9 +322,9 @@ async def _bench(pid: int, port: int, args: argparse.Namespace) -> dict[str, Any
     throughput["load_generator_cpu_us_per_start"] = round(
         (time.process_time() - own0) / starts * 1e6
     )
-    throughput["daemon_cpu_us_per_start"] = round((_cpu_seconds(pid) - cpu0) / starts * 1e6)
+    throughput["daemon_cpu_us_per_start"] = round((cpu_seconds(pid) - cpu0) / starts * 1e6)
     throughput["daemon_loop_thread_cpu_us_per_start"] = round(
-        (_main_thread_cpu_seconds(pid) - loop0) / starts * 1e6
+        (main_thread_cpu_seconds(pid) - loop0) / starts * 1e6
     )
     return {
         "latency_open_loop": latency,
@@ -442,36 +358,12 @@ def main() -> None:
                 }
             )
         )
-        port = _free_port()
-        cmd = [sys.executable]
-        if args.profile:  # CPU (not wall) profile of the daemon's main thread, written at exit
-            cmd += ["-c", _PROFILED.format(path=str(Path(args.profile).resolve())), "run"]
-        else:
-            cmd += ["-m", "edged.cli", "run"]
-        cmd += ["--config", str(work / "edged.yaml")]
-        cmd += ["--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}"]
-        cmd += ["--defs", str(work / "defs")]
-        log = open(work / "daemon.log", "wb")  # noqa: SIM115 - the child owns it
-        daemon = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        log.close()
+        port = free_port()
+        daemon = launch_edged(work, port, profile=args.profile, ready_path="/health/ready")
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                if daemon.poll() is not None:
-                    raise SystemExit((work / "daemon.log").read_text()[-2000:])
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                        s.sendall(b"GET /health/ready HTTP/1.1\r\nHost: b\r\n\r\n")
-                        if s.recv(100).startswith(b"HTTP/1.1 200"):
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("edged did not become ready in 20 s")
-                time.sleep(0.05)
-            idle_rss = _rss_mb(daemon.pid)
+            idle_rss = rss_mb(daemon.pid)
             result = trio.run(_bench, daemon.pid, port, args)
-            loaded_rss = _rss_mb(daemon.pid)
+            loaded_rss = rss_mb(daemon.pid)
         finally:
             if daemon.poll() is None:
                 os.kill(daemon.pid, signal.SIGTERM)

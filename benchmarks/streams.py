@@ -33,16 +33,14 @@ import os
 import platform
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import trio
+from bench_http import Connection, cpu_seconds, free_port, launch_edged
 
-REPO = Path(__file__).resolve().parent.parent
 EVENTS_PER_EXECUTION = 12
 WORKFLOW = {
     "name": "bench_five",
@@ -61,57 +59,6 @@ async def noop(ctx):
     return {}
 """
 _RUNNING_QUERY = "/api/workflow/search?size=1&query=workflowType%20IN%20(bench_five)%20AND%20status%20IN%20(RUNNING)"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection for Content-Length responses."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.buffer = b""
-
-    @classmethod
-    async def open(cls, port: int) -> Connection:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(stream)
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n"
-        if body:
-            head += "Content-Type: application/json\r\n"
-        await self.stream.send_all(head.encode() + b"\r\n" + body)
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += await self._receive()
-        raw_head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        lines = raw_head.split(b"\r\n")
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            rest += await self._receive()
-        self.buffer = rest[length:]
-        return int(lines[0].split()[1]), rest[:length]
-
-    async def _receive(self) -> bytes:
-        chunk = await self.stream.receive_some(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        return bytes(chunk)
 
 
 class Subscriber:
@@ -187,7 +134,7 @@ async def run_phase(
                 await nursery.start(sub.run, port)
             stalled_socks = [stalled_client(port) for _ in range(stalled)]
             await trio.sleep(0.2)  # let the stalled requests be read and subscribed
-            cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+            cpu0, t0 = cpu_seconds(pid), time.perf_counter()
             remaining = [args.starts]
 
             async def client() -> None:
@@ -207,7 +154,7 @@ async def run_phase(
                 if status == 200 and json.loads(reply)["totalHits"] == 0:
                     break
                 await trio.sleep(0.02)
-            wall_s, cpu_s = time.perf_counter() - t0, _cpu_seconds(pid) - cpu0
+            wall_s, cpu_s = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
             expected = args.starts * EVENTS_PER_EXECUTION
             while any(s.events < expected for s in subs):  # noqa: ASYNC110 - counters of N tasks
                 await trio.sleep(0.02)
@@ -260,22 +207,9 @@ def main() -> None:
                 }
             )
         )
-        port = _free_port()
-        cmd = [sys.executable, "-m", "edged.cli", "run", "--config", str(root / "edged.yaml")]
-        cmd += ["--data-dir", str(root / "data"), "--defs", str(root / "defs")]
-        cmd += ["--listen", f"127.0.0.1:{port}"]
-        log = open(root / "daemon.log", "wb")  # noqa: SIM115 - the child writes it
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        port = free_port()
+        proc = launch_edged(root, port)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError((root / "daemon.log").read_text()[-2000:]) from None
-                    time.sleep(0.05)
             plan = [("none", 0, 0), ("fast", args.subscribers, 0)]
             plan.append(("fast+stalled", args.subscribers, args.stalled))
             rounds = []
@@ -287,7 +221,6 @@ def main() -> None:
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-            log.close()
     print(
         json.dumps(
             {

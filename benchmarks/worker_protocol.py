@@ -33,17 +33,15 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import trio
+from bench_http import Connection, cpu_seconds, free_port, launch_edged, percentile
 
-REPO = Path(__file__).resolve().parent.parent
 TASK = "bench_ext_t"
 WORKFLOW = {
     "name": "bench_ext",
@@ -59,75 +57,6 @@ WORKFLOW = {
     ],
 }
 TASKDEFS = [{"name": TASK, "retryCount": 0, "responseTimeoutSeconds": 600}]
-_PROFILED = """
-import cProfile, sys, time
-from edged.cli import main
-profile = cProfile.Profile(time.thread_time)
-sys.argv = ["edged", *sys.argv[1:]]
-profile.enable()
-try:
-    main()
-finally:
-    profile.disable()
-    profile.dump_stats({path!r})
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection; responses with Content-Length only."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.buffer = b""
-
-    @classmethod
-    async def open(cls, port: int) -> Connection:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(stream)
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\n"
-        if body:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        await self.stream.send_all(head.encode() + b"\r\n" + body)
-        while b"\r\n\r\n" not in self.buffer:
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buffer += chunk
-        raw_head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        lines = raw_head.split(b"\r\n")
-        status = int(lines[0].split()[1])
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            rest += chunk
-        self.buffer = rest[length:]
-        return status, rest[:length]
 
 
 async def _prefill(port: int, count: int) -> float:
@@ -189,21 +118,21 @@ async def _round_trips(port: int, pid: int, args: argparse.Namespace) -> dict[st
             done += 1
             task = json.loads(body) if status == 200 else None
 
-    cpu0 = _cpu_seconds(pid)
+    cpu0 = cpu_seconds(pid)
     began = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for wid in range(args.workers):
             nursery.start_soon(worker, wid)
     elapsed = time.perf_counter() - began
-    cpu = _cpu_seconds(pid) - cpu0
+    cpu = cpu_seconds(pid) - cpu0
     return {
         "round_trips": done,
         "seconds": round(elapsed, 2),
         "round_trips_per_s": round(done / elapsed, 1),
         "daemon_cpu_us_per_round_trip": round(cpu / max(1, done) * 1e6),
         "update_v2_latency_ms": {
-            "p50": round(_percentile(latencies, 0.5) * 1000, 2),
-            "p99": round(_percentile(latencies, 0.99) * 1000, 2),
+            "p50": round(percentile(latencies, 0.5) * 1000, 2),
+            "p99": round(percentile(latencies, 0.99) * 1000, 2),
         }
         if latencies
         else {},
@@ -235,33 +164,9 @@ def main() -> None:
         (work / "defs" / "bench_ext.json").write_text(json.dumps(WORKFLOW))
         (work / "defs" / "taskdefs.json").write_text(json.dumps(TASKDEFS))
         (work / "edged.yaml").write_text(json.dumps({"log_level": "WARNING"}))
-        port = _free_port()
-        cmd = [sys.executable]
-        if args.profile:  # CPU (not wall) profile of the daemon's main thread, written at exit
-            cmd += ["-c", _PROFILED.format(path=str(Path(args.profile).resolve())), "run"]
-        else:
-            cmd += ["-m", "edged.cli", "run"]
-        cmd += ["--config", str(work / "edged.yaml")]
-        cmd += ["--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}"]
-        cmd += ["--defs", str(work / "defs")]
-        log = open(work / "daemon.log", "wb")  # noqa: SIM115 - the child owns it
-        daemon = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        log.close()
+        port = free_port()
+        daemon = launch_edged(work, port, profile=args.profile)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                if daemon.poll() is not None:
-                    raise SystemExit((work / "daemon.log").read_text()[-2000:])
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                        s.sendall(b"GET /health HTTP/1.1\r\nHost: b\r\n\r\n")
-                        if s.recv(100).startswith(b"HTTP/1.1 200"):
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("edged did not become ready in 20 s")
-                time.sleep(0.05)
             result = trio.run(_bench, daemon.pid, port, args)
         finally:
             if daemon.poll() is None:
