@@ -158,6 +158,10 @@ class KeptnWorker:
             raw = encode_structured(ce)
             if kind is not Kind.STATUS_CHANGED:
                 answers.append(raw)
+            if kind is Kind.FINISHED:
+                # Stored before it is sent: cancelled or killed while sending, the
+                # next copy of this event replays the same answers, never reruns.
+                self._remember(event.id, answers)
             await self._send(kind, raw)
 
         done = self._running[event.id] = trio.Event()
@@ -165,7 +169,6 @@ class KeptnWorker:
             await publish(Kind.STARTED, {"status": "succeeded"})
             finished = await self._run(event, partial(publish, Kind.STATUS_CHANGED))
             await publish(Kind.FINISHED, finished)
-            self._remember(event.id, answers)
             self.stats.handled += 1
         finally:
             del self._running[event.id]
