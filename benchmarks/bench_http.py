@@ -1,9 +1,9 @@
 """What the HTTP benchmarks share: a real `edged run` child, a keep-alive client, /proc readings.
 
-`launch_edged` starts ``python -m edged.cli run`` (or the same under cProfile, counting
+`running_edged` starts ``python -m edged.cli run`` (or the same under cProfile, counting
 thread CPU time) on a free loopback port and waits, bounded, until ``ready_path``
 answers 200; a child that exits first or a timeout ends the benchmark with the tail of
-its log.  `Connection` is one keep-alive HTTP/1.1 connection that reads only
+its log; on the way out the child gets SIGTERM (SIGKILL after 30 s).  `Connection` is one keep-alive HTTP/1.1 connection that reads only
 Content-Length responses (all the daemon's JSON answers): cheap enough that the load
 generator does not hide the daemon's costs.  CPU and RSS figures come from /proc, so
 they are the child's own, whatever else runs on the machine.
@@ -12,11 +12,16 @@ they are the child's own, whatever else runs on the machine.
 from __future__ import annotations
 
 import os
+import platform
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -72,15 +77,43 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def launch_edged(
+def machine_info() -> dict[str, Any]:
+    load1, load5, _ = os.getloadavg()
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_1m_5m": [round(load1, 2), round(load5, 2)],
+        "shared": "other work may be running; see benchmarks/README.md",
+    }
+
+
+@contextmanager
+def running_edged(
     work: Path,
     port: int,
     *,
     profile: str | None = None,
     ready_path: str = "/health",
     timeout_s: float = 20.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`edged run` with `work`/edged.yaml, `work`/data and `work`/defs, ready; stopped after."""
+    daemon = _launch(work, port, profile, ready_path, timeout_s)
+    try:
+        yield daemon
+    finally:
+        if daemon.poll() is None:
+            os.kill(daemon.pid, signal.SIGTERM)
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(daemon.pid, signal.SIGKILL)
+                daemon.wait()
+
+
+def _launch(
+    work: Path, port: int, profile: str | None, ready_path: str, timeout_s: float
 ) -> subprocess.Popen[bytes]:
-    """`edged run` with `work`/edged.yaml, `work`/data and `work`/defs; returns once ready."""
     cmd = [sys.executable]
     if profile:  # CPU (not wall) profile of the daemon's main thread, written at exit
         cmd += ["-c", _PROFILED.format(path=str(Path(profile).resolve())), "run"]

@@ -33,10 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -47,10 +43,11 @@ from bench_http import (
     Connection,
     cpu_seconds,
     free_port,
-    launch_edged,
+    machine_info,
     main_thread_cpu_seconds,
     percentile,
     rss_mb,
+    running_edged,
 )
 
 WORKFLOW = {
@@ -359,21 +356,11 @@ def main() -> None:
             )
         )
         port = free_port()
-        daemon = launch_edged(work, port, profile=args.profile, ready_path="/health/ready")
-        try:
+        with running_edged(work, port, profile=args.profile, ready_path="/health/ready") as daemon:
             idle_rss = rss_mb(daemon.pid)
             result = trio.run(_bench, daemon.pid, port, args)
             loaded_rss = rss_mb(daemon.pid)
-        finally:
-            if daemon.poll() is None:
-                os.kill(daemon.pid, signal.SIGTERM)
-                try:
-                    daemon.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.kill(daemon.pid, signal.SIGKILL)
-                    daemon.wait()
 
-    load1, load5, _ = os.getloadavg()
     out = {
         "benchmark": "http_api: one-task workflows started over HTTP, real edged run",
         **result,
@@ -382,13 +369,7 @@ def main() -> None:
             "starts_per_s": ">= 400",
             "p99_start_to_completion_ms_at_100_per_s": "< 20",
         },
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m_5m": [round(load1, 2), round(load5, 2)],
-            "shared": "other work may be running; see benchmarks/README.md",
-        },
+        "machine": machine_info(),
     }
     print(json.dumps(out, indent=2))
 

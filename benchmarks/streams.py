@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import socket
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from bench_http import Connection, cpu_seconds, free_port, launch_edged
+from bench_http import Connection, cpu_seconds, free_port, running_edged
 
 EVENTS_PER_EXECUTION = 12
 WORKFLOW = {
@@ -208,8 +207,7 @@ def main() -> None:
             )
         )
         port = free_port()
-        proc = launch_edged(root, port)
-        try:
+        with running_edged(root, port) as proc:
             plan = [("none", 0, 0), ("fast", args.subscribers, 0)]
             plan.append(("fast+stalled", args.subscribers, args.stalled))
             rounds = []
@@ -218,9 +216,6 @@ def main() -> None:
                 rounds.append(
                     {name: trio.run(run_phase, proc.pid, port, args, s, st) for name, s, st in plan}
                 )
-        finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
     print(
         json.dumps(
             {

@@ -30,17 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import trio
-from bench_http import Connection, cpu_seconds, free_port, launch_edged, percentile
+from bench_http import Connection, cpu_seconds, free_port, machine_info, percentile, running_edged
 
 TASK = "bench_ext_t"
 WORKFLOW = {
@@ -165,30 +161,14 @@ def main() -> None:
         (work / "defs" / "taskdefs.json").write_text(json.dumps(TASKDEFS))
         (work / "edged.yaml").write_text(json.dumps({"log_level": "WARNING"}))
         port = free_port()
-        daemon = launch_edged(work, port, profile=args.profile)
-        try:
+        with running_edged(work, port, profile=args.profile) as daemon:
             result = trio.run(_bench, daemon.pid, port, args)
-        finally:
-            if daemon.poll() is None:
-                os.kill(daemon.pid, signal.SIGTERM)
-                try:
-                    daemon.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.kill(daemon.pid, signal.SIGKILL)
-                    daemon.wait()
 
-    load1, load5, _ = os.getloadavg()
     out = {
         "benchmark": "worker_protocol: batch poll + update-v2 round trips over HTTP, real edged run",
         "workers": args.workers,
         **result,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m_5m": [round(load1, 2), round(load5, 2)],
-            "shared": "other work may be running; see benchmarks/README.md",
-        },
+        "machine": machine_info(),
     }
     print(json.dumps(out, indent=2))
 
