@@ -156,8 +156,6 @@ class _Flight:
     ops: list[Op]
     batch: Batch
     touched: dict[str, Workflow]
-    tasks: dict[str, tuple[Workflow, Task]]
-    removed: list[str]
     commands: list[tuple[str, Command]]
     outbox_cmds: list[tuple[str, Command]]
     replies: list[tuple[Reply, Any, BaseException | None]]
@@ -255,7 +253,11 @@ class Engine:
         inflight = self._inflight
         while True:
             while inflight and inflight[0].settled:
-                await self._settle_head()
+                self._processing = True  # a failed commit's undo and retry pause count as busy
+                try:
+                    await self._settle_head()
+                finally:
+                    self._processing = False
             if (self._internal or self._external) and len(inflight) < self.settings.max_inflight:
                 ops: list[Op] = []
                 while self._internal and len(ops) < self.settings.max_batch:
@@ -271,9 +273,8 @@ class Engine:
                     else:
                         await trio.lowlevel.checkpoint()
                 finally:
-                    self._processing = bool(inflight)
+                    self._processing = False  # busy() counts the batches in flight itself
                 continue
-            self._processing = bool(inflight)
             self._wake = trio.Event()
             await self._wake.wait()
 
@@ -364,8 +365,7 @@ class Engine:
             else []
         )
         return _Flight(
-            ops, batch, touched, tasks, removed, commands, outbox_cmds, replies, created,
-            ended, ended_tasks,
+            ops, batch, touched, commands, outbox_cmds, replies, created, ended, ended_tasks,
         )  # fmt: skip
 
     async def _submit_commit(self, flight: _Flight) -> None:
