@@ -13,9 +13,10 @@ subscribes every registered filter, and then routes each received message to the
 of every subscription whose filter matches its topic, in arrival order:
 
 - ``subscribe(filter, qos, callback)``: ``callback(message)`` is called synchronously, in
-  order; it may return ``None`` (done) or an awaitable, which runs in its own task (at most
-  ``max_concurrent_messages`` at once: beyond that the reader waits, and the broker's
-  in-flight window holds the rest). The message is PUBACKed when every matching callback
+  order; it may return ``None`` (done), a ``Pending`` that it settles later by a call (no
+  task: the trigger fast path, settled by the engine's reply), or an awaitable, which runs
+  in its own task (at most ``max_concurrent_messages`` unsettled messages at once: beyond
+  that the reader waits, and the broker's in-flight window holds the rest). The message is PUBACKed when every matching callback
   is done, so a callback that returns after its durable commit gets at-least-once delivery
   for free. A callback raising ``Redeliver`` leaves the message unacked and drops the
   connection after a pause, so the broker sends it again (use when the journal refused the
@@ -51,11 +52,55 @@ from edged_mqtt.topics import compile_filter
 
 log = logging.getLogger("edged.mqtt")
 
-Callback = Callable[[MqttMessage], Awaitable[None] | None]
-
 
 class Redeliver(EdgedError):
     """Raised by a callback: do not ack; let the broker deliver the message again."""
+
+
+class Pending:
+    """A callback's outcome that arrives later by a call instead of in a task of its own.
+
+    The callback returns it at once and calls ``settle()`` (done), ``settle(Redeliver(...))``
+    or ``settle(exc)`` (an error: counted, dead-lettered, acked) when the outcome is known,
+    typically from a durable commit's reply; it costs no task and no scheduler pass.
+    """
+
+    __slots__ = ("_error", "_settled", "_then")
+
+    def __init__(self) -> None:
+        self._then: Callable[[BaseException | None], None] | None = None
+        self._settled = False
+        self._error: BaseException | None = None
+
+    def settle(self, error: BaseException | None = None) -> None:
+        if self._settled:
+            return
+        self._settled, self._error = True, error
+        then, self._then = self._then, None
+        if then is not None:
+            then(error)
+
+    def then(self, fn: Callable[[BaseException | None], None]) -> None:
+        if self._settled:
+            fn(self._error)
+        else:
+            self._then = fn
+
+    async def wait(self) -> None:
+        done = trio.Event()
+        outcome: list[BaseException | None] = []
+
+        def settled(error: BaseException | None) -> None:
+            outcome.append(error)
+            done.set()
+
+        self.then(settled)
+        await done.wait()
+        if outcome[0] is not None:
+            raise outcome[0]
+
+
+Callback = Callable[[MqttMessage], Awaitable[None] | Pending | None]
 
 
 @dataclass(slots=True)
@@ -228,6 +273,7 @@ class MqttService:
                 continue
             self.stats.routed += 1
             pending: list[tuple[_Subscription, Awaitable[None]]] = []
+            later: list[tuple[_Subscription, Pending]] = []
             failed = False
             for sub in subs:
                 try:
@@ -238,14 +284,50 @@ class MqttService:
                 except Exception as exc:
                     self._callback_failed(sub, message, exc)
                     continue
-                if result is not None and inspect.isawaitable(result):
+                if result is None:
+                    continue
+                if isinstance(result, Pending):
+                    later.append((sub, result))
+                elif inspect.isawaitable(result):
                     pending.append((sub, result))
-            if not pending:
+            if not pending and not later:
                 self._finish(client, message, failed)
                 continue
             await self._limit.acquire()
-            assert self._nursery is not None
-            self._nursery.start_soon(self._complete, client, message, pending, failed)
+            if pending:
+                pending += [(sub, p.wait()) for sub, p in later]
+                assert self._nursery is not None
+                self._nursery.start_soon(self._complete, client, message, pending, failed)
+            else:
+                self._settle_later(client, message, later, failed)
+
+    def _settle_later(
+        self,
+        client: MqttClient,
+        message: MqttMessage,
+        later: list[tuple[_Subscription, Pending]],
+        failed: bool,
+    ) -> None:
+        """Finish `message` when every Pending has settled (no task: the last settle does it)."""
+        left = len(later)
+        redeliver = failed
+
+        def one(sub: _Subscription) -> Callable[[BaseException | None], None]:
+            def settled(error: BaseException | None) -> None:
+                nonlocal left, redeliver
+                if isinstance(error, Redeliver):
+                    redeliver = True
+                elif error is not None:
+                    self._callback_failed(sub, message, error)
+                left -= 1
+                if left == 0:
+                    self._limit.release()
+                    self._finish(client, message, redeliver)
+
+            return settled
+
+        for sub, p in later:
+            p.then(one(sub))
 
     async def _complete(
         self,
@@ -266,7 +348,7 @@ class MqttService:
             self._limit.release()
         self._finish(client, message, failed)
 
-    def _callback_failed(self, sub: _Subscription, message: MqttMessage, exc: Exception) -> None:
+    def _callback_failed(self, sub: _Subscription, message: MqttMessage, exc: BaseException) -> None:
         self.stats.callback_errors += 1
         if not isinstance(exc, EdgedError):
             log.exception("mqtt callback %s failed on %s", sub.name, message.topic)

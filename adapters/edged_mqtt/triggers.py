@@ -18,9 +18,11 @@ identity, apply the concurrency mode. A decode, condition, mapping or identity f
 counted, logged and dead-lettered, and the message is acked: it can never succeed, and it
 must not block the messages behind it.
 
-Then asynchronously: the start goes to the engine (``engine.submit`` returns after the
-journal commit) and only then does the service PUBACK the message. A commit refused by the
-journal raises ``Redeliver``: no ack, the broker sends it again.
+Then asynchronously: the start goes to the engine and only once the journal commit is
+durable does the service PUBACK the message. A rule without identity queues the start at
+once and returns a ``Pending`` that the engine's reply settles (no task per message); a rule
+with identity, or a full engine queue, takes a task that awaits ``engine.submit``. A commit
+refused by the journal means ``Redeliver``: no ack, the broker sends it again.
 
 Identity: CloudEvents ``source`` + ``id`` (``identity: cloudevents``, the default for
 ``decode: cloudevents``) or a field path (``payload.deviceId``). The workflow id is
@@ -53,10 +55,10 @@ from edged.defs.faults import DefinitionError
 from edged.defs.triggers import validate_triggers
 from edged.errors import ConfigError, EdgedError, JournalError, NotFound
 from edged.expr import eval_condition, resolve
-from edged.runtime.engine import Op, new_workflow
+from edged.runtime.engine import Op, Reply, new_workflow
 from edged_mqtt.cloudevents import CloudEvent, decode_message, to_json_doc
 from edged_mqtt.inbox import MqttMessage
-from edged_mqtt.service import Redeliver
+from edged_mqtt.service import Pending, Redeliver
 
 log = logging.getLogger("edged.mqtt.triggers")
 
@@ -209,7 +211,7 @@ class TriggerSet:
     # ------------------------------------------------------------------ per message
 
     def _callback(self, rule: Rule) -> Any:
-        def on_message(message: MqttMessage) -> Awaitable[None] | None:
+        def on_message(message: MqttMessage) -> Awaitable[None] | Pending | None:
             if not self.engine.accepting:
                 # shutting down: start nothing new; unacked, the broker keeps it for later
                 raise Redeliver("the daemon is stopping")
@@ -255,7 +257,13 @@ class TriggerSet:
                         )
                     )
             rule.reserved += 1
-            return self._start(rule, workflow_id, wf_input, corr)
+            if rule.identity:
+                return self._start(rule, workflow_id, wf_input, corr)
+            try:
+                return self._start_now(rule, workflow_id, wf_input, corr)
+            except BaseException:
+                rule.reserved -= 1
+                raise
 
         return on_message
 
@@ -319,6 +327,43 @@ class TriggerSet:
             if rule.reserved:
                 rule.reserved -= 1
             rule.signal()
+
+    def _start_now(
+        self, rule: Rule, workflow_id: str, wf_input: dict[str, Any], corr: Any
+    ) -> Awaitable[None] | Pending:
+        """`_start` without a task, for rules without identity (nothing to look up first).
+
+        The start is queued at once; the engine's reply, set when the start is durable (or
+        refused), settles the message. When the engine's queue is full this falls back to
+        `_start`, whose task waits for room.
+        """
+        definition = self.engine.registry.workflow(rule.workflow, rule.version)
+        wf = new_workflow(
+            definition,
+            workflow_id=workflow_id,
+            input=wf_input,
+            correlation_id=corr if isinstance(corr, str) else None,
+        )
+        pending = Pending()
+
+        def done(value: Any, error: BaseException | None) -> None:
+            if error is None:
+                rule.stats.started += 1
+                if not wf.status.terminal:
+                    rule.running.add(workflow_id)
+                    self._owner[workflow_id] = rule
+            if rule.reserved:
+                rule.reserved -= 1
+            rule.signal()
+            if isinstance(error, JournalError):
+                log.warning("trigger %s: start not committed (%s); redelivery", rule.name, error)
+                pending.settle(Redeliver(str(error)))
+            else:
+                pending.settle(error)
+
+        if not self.engine.try_submit(Op(workflow_id, create=wf, reply=Reply(done))):
+            return self._start(rule, workflow_id, wf_input, corr)
+        return pending
 
     async def _exists(self, workflow_id: str) -> bool:
         try:

@@ -96,16 +96,30 @@ _OUTBOX_KINDS: dict[str, type] = {
 
 
 class Reply:
-    __slots__ = ("done", "error", "value")
+    """An op's durable outcome: awaited (`wait`), or handed to `callback(value, error)`.
 
-    def __init__(self) -> None:
+    The callback form lets a caller that handles many ops (MQTT triggers) be told without
+    a task of its own per op; it runs on the owner task, so it must not block or raise.
+    """
+
+    __slots__ = ("callback", "done", "error", "value")
+
+    def __init__(self, callback: Callable[[Any, BaseException | None], None] | None = None) -> None:
         self.done = trio.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+        self.callback = callback
 
     def set(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value, self.error = value, error
         self.done.set()
+        callback = self.callback
+        if callback is not None:
+            self.callback = None
+            try:
+                callback(value, error)
+            except Exception:  # a caller's bug must not stop the owner loop
+                log.exception("reply callback failed")
 
     async def wait(self) -> Any:
         await self.done.wait()
@@ -230,6 +244,20 @@ class Engine:
         self._external.append(op)
         self._wake.set()
         return await op.reply.wait()
+
+    def try_submit(self, op: Op) -> bool:
+        """Queue an external op without waiting; False (nothing queued) when the queue is full.
+
+        The op's reply (give it a callback) is set once the op's effect is durable or refused.
+        """
+        try:
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            return False
+        op.reply = op.reply or Reply()
+        self._external.append(op)
+        self._wake.set()
+        return True
 
     async def _report_result(self, workflow_id: str, event: ev.TaskResultReceived) -> None:
         self.post(Op(workflow_id, event))
