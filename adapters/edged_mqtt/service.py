@@ -293,7 +293,10 @@ class MqttService:
             if not pending and not later:
                 self._finish(client, message, failed)
                 continue
-            await self._limit.acquire()
+            try:  # no scheduler pass per message while there is room (the usual case)
+                self._limit.acquire_nowait()
+            except trio.WouldBlock:
+                await self._limit.acquire()
             if pending:
                 pending += [(sub, p.wait()) for sub, p in later]
                 assert self._nursery is not None
@@ -348,7 +351,9 @@ class MqttService:
             self._limit.release()
         self._finish(client, message, failed)
 
-    def _callback_failed(self, sub: _Subscription, message: MqttMessage, exc: BaseException) -> None:
+    def _callback_failed(
+        self, sub: _Subscription, message: MqttMessage, exc: BaseException
+    ) -> None:
         self.stats.callback_errors += 1
         if not isinstance(exc, EdgedError):
             log.exception("mqtt callback %s failed on %s", sub.name, message.topic)

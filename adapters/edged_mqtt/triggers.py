@@ -99,6 +99,12 @@ class Rule:
     tickets: list[object] = field(default_factory=list)
     changed: trio.Event = field(default_factory=trio.Event)
 
+    @property
+    def plain(self) -> bool:
+        """Nothing reads the message context but the payload (no condition, mapping,
+        identity or correlation)."""
+        return not (self.condition or self.input is not None or self.identity or self.correlation)
+
     def signal(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
@@ -217,7 +223,10 @@ class TriggerSet:
                 raise Redeliver("the daemon is stopping")
             rule.stats.received += 1
             try:
-                ctx, event = _context(rule, message)
+                if rule.plain:  # nothing reads the context: decode the payload only
+                    ctx, event = {"payload": _decode(rule, message)[0]}, None
+                else:
+                    ctx, event = _context(rule, message)
                 if rule.condition and not eval_condition(rule.condition, ctx):
                     rule.stats.filtered += 1
                     return None
