@@ -60,6 +60,7 @@ from edged.core.operators import register_publish_type
 from edged.errors import BadInput
 from edged.runtime.engine import Op
 from edged_mqtt.client import MqttClient
+from edged_mqtt.fastprops import new_properties
 from edged_mqtt.options import OutboxLimits
 from edged_mqtt.session import ClientClosed, PublishRejected
 from edged_mqtt.topics import validate_topic
@@ -358,7 +359,7 @@ class MqttOutbox:
     def _properties(self, item: _Item) -> Properties | None:
         if not self._mqtt5:
             return None
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props = new_properties(PacketTypes.PUBLISH)
         props.UserProperty = [("edged-task-id", item.task_id), *item.user_properties]
         if item.content_type:
             props.ContentType = item.content_type
