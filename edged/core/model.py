@@ -128,41 +128,70 @@ class Task:
         return strip_iteration(self.ref)
 
     def to_doc(self) -> dict[str, Any]:
-        return {
+        """The journal's document: fields still at their default are left out.
+
+        About half of a task's fields keep their default for its whole life, and
+        every transition rewrites the documents of the tasks it touched: leaving
+        them out saves ~190 of ~750 bytes per document.  `from_doc` reads both
+        this and the complete documents older journals hold.
+        """
+        doc: dict[str, Any] = {
             "taskId": self.task_id,
             "seq": self.seq,
             "ref": self.ref,
             "type": self.task_type,
             "defName": self.def_name,
             "wt": self.wt,
-            "status": self.status.value,
+            "status": self.status._value_,
             "input": self.input,
-            "output": self.output,
             "scheduledMs": self.scheduled_ms,
-            "startMs": self.start_ms,
-            "endMs": self.end_ms,
             "updateMs": self.update_ms,
-            "retryCount": self.retry_count,
-            "pollCount": self.poll_count,
-            "iteration": self.iteration,
-            "reason": self.reason,
-            "workerId": self.worker_id,
-            "callbackAfterS": self.callback_after_s,
-            "startDelayS": self.start_delay_s,
-            "retried": self.retried,
-            "retriedTaskId": self.retried_task_id,
-            "subWorkflowId": self.subworkflow_id,
-            "taskdef": self.taskdef,
-            "loopId": self.loop_id,
-            "forkId": self.fork_id,
-            "generation": self.generation,
-            "logs": self.logs,
-            "timers": self.timers,
-            "marker": self.marker,
         }
+        if self.output:
+            doc["output"] = self.output
+        if self.start_ms:
+            doc["startMs"] = self.start_ms
+        if self.end_ms:
+            doc["endMs"] = self.end_ms
+        if self.retry_count:
+            doc["retryCount"] = self.retry_count
+        if self.poll_count:
+            doc["pollCount"] = self.poll_count
+        if self.iteration:
+            doc["iteration"] = self.iteration
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        if self.worker_id is not None:
+            doc["workerId"] = self.worker_id
+        if self.callback_after_s:
+            doc["callbackAfterS"] = self.callback_after_s
+        if self.start_delay_s:
+            doc["startDelayS"] = self.start_delay_s
+        if self.retried:
+            doc["retried"] = self.retried
+        if self.retried_task_id is not None:
+            doc["retriedTaskId"] = self.retried_task_id
+        if self.subworkflow_id is not None:
+            doc["subWorkflowId"] = self.subworkflow_id
+        if self.taskdef is not None:
+            doc["taskdef"] = self.taskdef
+        if self.loop_id is not None:
+            doc["loopId"] = self.loop_id
+        if self.fork_id is not None:
+            doc["forkId"] = self.fork_id
+        if self.generation:
+            doc["generation"] = self.generation
+        if self.logs:
+            doc["logs"] = self.logs
+        if self.timers:
+            doc["timers"] = self.timers
+        if self.marker:
+            doc["marker"] = self.marker
+        return doc
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> Task:
+        get = d.get
         return cls(
             task_id=d["taskId"],
             seq=d["seq"],
@@ -172,28 +201,28 @@ class Task:
             wt=d["wt"],
             status=TaskStatus(d["status"]),
             input=d["input"],
-            output=d["output"],
+            output=get("output") or {},
             scheduled_ms=d["scheduledMs"],
-            start_ms=d["startMs"],
-            end_ms=d["endMs"],
+            start_ms=get("startMs", 0),
+            end_ms=get("endMs", 0),
             update_ms=d["updateMs"],
-            retry_count=d["retryCount"],
-            poll_count=d["pollCount"],
-            iteration=d["iteration"],
-            reason=d["reason"],
-            worker_id=d["workerId"],
-            callback_after_s=d["callbackAfterS"],
-            start_delay_s=d["startDelayS"],
-            retried=d["retried"],
-            retried_task_id=d["retriedTaskId"],
-            subworkflow_id=d["subWorkflowId"],
-            taskdef=d["taskdef"],
-            loop_id=d["loopId"],
-            fork_id=d["forkId"],
-            generation=d["generation"],
-            logs=d["logs"],
-            timers=d["timers"],
-            marker=d["marker"],
+            retry_count=get("retryCount", 0),
+            poll_count=get("pollCount", 0),
+            iteration=get("iteration", 0),
+            reason=get("reason"),
+            worker_id=get("workerId"),
+            callback_after_s=get("callbackAfterS", 0),
+            start_delay_s=get("startDelayS", 0),
+            retried=get("retried", False),
+            retried_task_id=get("retriedTaskId"),
+            subworkflow_id=get("subWorkflowId"),
+            taskdef=get("taskdef"),
+            loop_id=get("loopId"),
+            fork_id=get("forkId"),
+            generation=get("generation", 0),
+            logs=get("logs") or [],
+            timers=get("timers") or [],
+            marker=get("marker", 0),
         )
 
 

@@ -260,19 +260,35 @@ class SharedValues:
 
     def encode(self, doc: dict[str, Any], *keys: str) -> bytes:
         """Encode `doc`, splicing in the cached encodings of ``doc[key]`` for each key."""
-        replaced: dict[str, _Nested] = {}
+        spliced: dict[str, Any] | None = None
         opaque = 0
         for key in keys:
             value = doc.get(key)
             if not isinstance(value, dict) or not value:
                 continue
-            nested = self._nested(value)
-            replaced[key] = nested
-            assert nested.ext is not None
-            opaque += len(nested.ext.data)
-        if not replaced:
+            ext = self._nested(value).ext
+            assert ext is not None
+            if spliced is None:
+                spliced = dict(doc)
+            # The ExtType itself, not the _Nested marker: msgpack packs an ExtType
+            # without calling back into `_default` (one Python call per key saved).
+            spliced[key] = ext
+            opaque += len(ext.data)
+        if spliced is None:
             return encode(doc)
-        return encode({**doc, **replaced}, opaque_bytes=opaque)
+        try:
+            blob = _pack(spliced)
+        except ValueError:
+            blob = None  # too deep for msgpack: split below
+        if blob is not None and (
+            len(blob) - opaque < _DEPTH_CHECK_MIN_BYTES or _fits_unpacker(blob)
+        ):
+            return blob
+        # `_split` copies tuples (an ExtType is one) as lists: give it the _Nested markers.
+        for key in keys:
+            if isinstance(spliced.get(key), msgpack.ExtType):
+                spliced[key] = self._nested(doc[key])
+        return _pack(_split(spliced))
 
     def _nested(self, value: dict[str, Any]) -> _Nested:
         found = self._cache.get(id(value))
