@@ -206,11 +206,33 @@ ON CONFLICT (workflow_id) DO UPDATE SET
     updated_ms = excluded.updated_ms, ended_ms = excluded.ended_ms, doc = excluded.doc,
     history_count = history_count + excluded.history_count
 RETURNING workflow_id, history_count"""
+# The common update sets no indexed column: SQLite rewrites the entries of every index
+# holding a column named in SET (same value or not), about as costly as the row itself
+# at random keys.  Rows whose indexed columns did change (a status change, the end, a
+# restart) fail the WHERE, are left alone and missing from RETURNING, and go through
+# the complete upsert above.
+_EXECUTION_NARROW_TAIL = """
+ON CONFLICT (workflow_id) DO UPDATE SET
+    updated_ms = excluded.updated_ms, doc = excluded.doc,
+    history_count = history_count + excluded.history_count
+WHERE status IS excluded.status AND ended_ms IS excluded.ended_ms
+    AND name IS excluded.name AND version IS excluded.version
+    AND created_ms IS excluded.created_ms AND parent_id IS excluded.parent_id
+    AND correlation_id IS excluded.correlation_id
+    AND idempotency_key IS excluded.idempotency_key
+RETURNING workflow_id, history_count"""
 _TASK_HEAD = "INSERT INTO tasks (task_id, workflow_id, seq, status, doc) VALUES "
 _TASK_TAIL = """
 ON CONFLICT (task_id) DO UPDATE SET
     workflow_id = excluded.workflow_id, seq = excluded.seq, status = excluded.status,
     doc = excluded.doc"""
+# Task ids derive from (workflow id, seq), so an update never moves a task in the
+# tasks_by_workflow index: leave those columns out of SET (see _EXECUTION_NARROW_TAIL).
+# A row that would move one anyway is skipped (the chunk's rowcount falls short) and the
+# chunk goes again through the complete upsert.
+_TASK_NARROW_TAIL = """
+ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, doc = excluded.doc
+WHERE workflow_id = excluded.workflow_id AND seq = excluded.seq"""
 _HISTORY_HEAD = "INSERT INTO history (workflow_id, at_ms, kind, body) VALUES "
 _OUTBOX_HEAD = "INSERT INTO outbox (kind, workflow_id, body) VALUES "
 _UPSERT_TIMER = """
@@ -236,15 +258,27 @@ def _chunks(rows: list[Row]) -> Iterator[list[Row]]:
 
 
 def _insert_rows(
-    conn: sqlite3.Connection, head: str, tail: str, rows: list[Row], *, ids: bool = False
+    conn: sqlite3.Connection,
+    head: str,
+    tail: str,
+    rows: list[Row],
+    *,
+    ids: bool = False,
+    fallback_tail: str | None = None,
 ) -> list[Any]:
-    """Insert `rows` with multi-row VALUES; the ids they got, or what RETURNING gave."""
+    """Insert `rows` with multi-row VALUES; the ids they got, or what RETURNING gave.
+
+    With `fallback_tail`, a chunk that changed fewer rows than it holds (its upsert's
+    WHERE skipped some) is sent again with that tail instead.
+    """
     out: list[Any] = []
     for chunk in _chunks(rows):
         marks = "(" + ",".join("?" * len(chunk[0])) + ")"
-        cursor = conn.execute(
-            head + ",".join([marks] * len(chunk)) + tail, [v for row in chunk for v in row]
-        )
+        values = ",".join([marks] * len(chunk))
+        params = [v for row in chunk for v in row]
+        cursor = conn.execute(head + values + tail, params)
+        if fallback_tail is not None and cursor.rowcount != len(chunk):
+            conn.execute(head + values + fallback_tail, params)
         if ids:
             # The writer holds the only write lock, so AUTOINCREMENT ids within one
             # statement are consecutive and end at last_insert_rowid().
@@ -282,12 +316,21 @@ def _upsert_executions(
 ) -> list[tuple[str, int]]:
     """Upsert executions and count the segment's history; (workflow_id, total) of each counted."""
     added = Counter(row[0] for row in history)
-    rows: list[Row] = []
-    # The count rides on the LAST upsert of each execution in the segment.
-    for row in reversed(executions):
-        rows.append((*row, added.pop(row[0], 0)))
-    rows.reverse()
-    totals: list[tuple[str, int]] = _insert_rows(conn, _EXECUTION_HEAD, _EXECUTION_TAIL, rows)
+    # Each upsert replaces every column but the history count, so only the LAST row
+    # of an execution in the segment matters; it carries the segment's count.
+    last: dict[str, Row] = {}
+    for row in executions:
+        last.pop(row[0], None)  # keep the order of last appearance
+        last[row[0]] = row
+    rows = [(*row, added.pop(workflow_id, 0)) for workflow_id, row in last.items()]
+    totals: list[tuple[str, int]] = _insert_rows(
+        conn, _EXECUTION_HEAD, _EXECUTION_NARROW_TAIL, rows
+    )
+    if len(totals) < len(rows):  # some changed an indexed column: the complete upsert
+        done = {workflow_id for workflow_id, _ in totals}
+        totals += _insert_rows(
+            conn, _EXECUTION_HEAD, _EXECUTION_TAIL, [r for r in rows if r[0] not in done]
+        )
     for workflow_id, count in added.items():  # history for executions not in this segment
         row = conn.execute(
             "UPDATE executions SET history_count = history_count + ? WHERE workflow_id = ?"
@@ -344,7 +387,9 @@ def apply_segment(
 
     history = _concat(segment, "history")
     totals = _upsert_executions(conn, _concat(segment, "executions"), history)
-    _insert_rows(conn, _TASK_HEAD, _TASK_TAIL, _concat(segment, "tasks"))
+    _insert_rows(
+        conn, _TASK_HEAD, _TASK_NARROW_TAIL, _concat(segment, "tasks"), fallback_tail=_TASK_TAIL
+    )
     many("DELETE FROM tasks WHERE task_id = ?", "deleted_tasks")
     history_ids = _insert_rows(conn, _HISTORY_HEAD, "", history, ids=True)
     dropped = _trim_history(conn, totals, max_history_per_execution)

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from journal_builders import event, execution, task
 
-from edged.journal import Batch, JournalSettings, OutboxRow, TimerRow
+from edged.journal import Batch, JournalSettings, OutboxRow, TaskRow, TimerRow
 from edged.journal.apply import apply_segment, prepare, split_segments
+from edged.journal.codec import encode
 from edged.journal.schema import open_writer_connection
 
 workflows = st.sampled_from(["a", "b", "c"])
@@ -71,3 +72,57 @@ def test_a_merged_group_equals_its_batches_one_by_one(group: list[Batch], cap: i
         merged = run(directory, "merged.db", [group], cap)
         alone = run(directory, "alone.db", [[b] for b in group], cap)
     assert merged == alone
+
+
+@st.composite
+def rewrites(draw: st.DrawFn) -> Batch:
+    """Snapshots whose indexed columns sometimes change (status, end, restart) and
+    task rows that sometimes claim another execution or seq for the same id."""
+    batch = Batch()
+    for wf in draw(st.lists(workflows, max_size=3)):
+        batch.executions.append(
+            execution(
+                wf,
+                status=draw(st.sampled_from(["RUNNING", "COMPLETED"])),
+                name=draw(st.sampled_from(["one", "two"])),
+                created_ms=draw(st.sampled_from([1_000, 2_000])),
+                ended_ms=draw(st.sampled_from([None, 3_000])),
+                correlation_id=draw(st.sampled_from([None, "c"])),
+                idempotency_key=draw(st.sampled_from([None, "k"])),
+                doc={"n": draw(st.integers(0, 9))},
+            )
+        )
+    for wf, seq in draw(st.lists(st.tuples(workflows, st.integers(0, 1)), max_size=3)):
+        row = task(wf, seq, draw(st.sampled_from(["SCHEDULED", "COMPLETED"])))
+        if draw(st.booleans()):
+            row = TaskRow("shared-id", row.workflow_id, row.seq, row.status, row.doc)
+        batch.tasks.append(row)
+    batch.history = [event(e.workflow_id) for e in batch.executions if draw(st.booleans())]
+    return batch
+
+
+@given(st.lists(rewrites(), min_size=1, max_size=6), st.booleans())
+@settings(max_examples=80, deadline=None)
+def test_every_column_of_the_last_snapshot_lands(group: list[Batch], merged: bool) -> None:
+    """The narrow upserts (SET without indexed columns) fall back whenever those change."""
+    with tempfile.TemporaryDirectory() as directory:
+        state, _ = run(directory, "j.db", [group] if merged else [[b] for b in group], 1_000)
+    executions: dict[str, Any] = {}
+    tasks: dict[str, Any] = {}
+    for batch in group:
+        for e in batch.executions:
+            executions[e.workflow_id] = e
+        for t in batch.tasks:
+            tasks[t.task_id] = t
+    history = {wf: sum(h.workflow_id == wf for b in group for h in b.history) for wf in executions}
+    columns = ["workflow_id", "name", "version", "status", "parent_id", "correlation_id"]
+    columns += ["created_ms", "updated_ms", "ended_ms", "doc", "idempotency_key"]
+    assert [row[:11] for row in state["executions"]] == [
+        tuple(encode(e.doc) if c == "doc" else getattr(e, c) for c in columns)
+        for e in sorted(executions.values(), key=lambda e: e.workflow_id)
+    ]
+    assert {row[0]: row[11] for row in state["executions"]} == history
+    assert state["tasks"] == [
+        (t.task_id, t.workflow_id, t.seq, t.status, encode(t.doc))
+        for t in sorted(tasks.values(), key=lambda t: t.task_id)
+    ]
