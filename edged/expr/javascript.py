@@ -18,7 +18,10 @@ context is reused and hardened once instead:
 * each script runs through a direct `eval` inside a fresh function call, so
   its `var`/`function`/`let`/`const` declarations are local to that call and
   its completion value is the result, as when Conductor evaluates it as a
-  top-level script in a fresh GraalJS context; globals it creates by
+  top-level script in a fresh GraalJS context (a script that is one expression,
+  the usual INLINE/SWITCH shape, is compiled once per context into a function of
+  `$` and called instead, which gives the same value without parsing it again;
+  see `_compiled`); globals it creates by
   assignment (`x = 1`) are deleted afterwards (a non-deletable one makes us
   throw the context away);
 * `$` is the bindings, passed in as JSON (a plain object, no host proxies);
