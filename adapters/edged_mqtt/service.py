@@ -202,7 +202,9 @@ class MqttService:
 
     # ------------------------------------------------------------------ the API
 
-    def subscribe(self, topic_filter: str, qos: int, callback: Callback, name: str = "") -> None:
+    def subscribe(
+        self, topic_filter: str, qos: int, callback: Callback, name: str = ""
+    ) -> _Subscription:
         """Route messages matching ``topic_filter`` to ``callback`` (see module doc)."""
         sub = _Subscription(
             topic_filter, qos, callback, name or topic_filter, compile_filter(topic_filter)
@@ -210,6 +212,32 @@ class MqttService:
         self._subs.append(sub)
         if self._running and self._nursery is not None and self.client is not None:
             self._nursery.start_soon(self.client.subscribe, topic_filter, qos)
+        return sub
+
+    def unsubscribe(self, sub: _Subscription) -> None:
+        """Stop routing to ``sub`` (from ``subscribe``); messages already handed to it finish.
+
+        When no other subscription uses its filter, the broker is told too (when the client
+        can), so it stops sending them; until then they are acked as unrouted.
+        """
+        if sub not in self._subs:
+            return
+        self._subs.remove(sub)
+        if any(other.topic_filter == sub.topic_filter for other in self._subs):
+            return
+        client = self.client
+        unsubscribe = getattr(client, "unsubscribe", None)
+        if self._running and self._nursery is not None and unsubscribe is not None:
+            self._nursery.start_soon(self._unsubscribe_quietly, unsubscribe, sub.topic_filter)
+
+    async def _unsubscribe_quietly(
+        self, unsubscribe: Callable[[str], Awaitable[None]], topic_filter: str
+    ) -> None:
+        with trio.move_on_after(10):
+            try:
+                await unsubscribe(topic_filter)
+            except Exception as exc:  # the filter stays; its messages are acked as unrouted
+                log.warning("mqtt unsubscribe %s failed: %s", topic_filter, exc)
 
     async def publish(
         self,

@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-Rules come from definitions' ``triggers`` blocks (latest version of each workflow known at
-start: definitions registered later through the API take effect at the next start) and from
-the config's ``mqtt.triggers`` (which name their ``workflow``); the block's shape and its
-checks are in edged/defs/triggers.py. Each rule subscribes its filter through the service
+Rules come from definitions' ``triggers`` blocks (the latest version of each workflow) and
+from the config's ``mqtt.triggers`` (which name their ``workflow``); the block's shape and
+its checks are in edged/defs/triggers.py. Registering or deleting a version of a workflow
+through the API applies its latest version's rules at once: new rules subscribe, removed
+ones stop taking messages (their filter is unsubscribed), changed ones are updated in
+place (counters, running executions and queued starts carry over). Each rule subscribes its filter through the service
 (``MqttService.subscribe``); the broker session is persistent, so QoS 1 messages sent while
 the daemon was down arrive when it is back.
 
@@ -98,6 +100,9 @@ class Rule:
     reserved: int = 0
     tickets: list[object] = field(default_factory=list)
     changed: trio.Event = field(default_factory=trio.Event)
+    doc: dict[str, Any] = field(default_factory=dict)  # the rule as written
+    from_definition: bool = False  # else from the config file
+    subscription: Any = None  # the service's handle, to unsubscribe
 
     @property
     def plain(self) -> bool:
@@ -108,6 +113,12 @@ class Rule:
     def signal(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
+
+
+# What a rule's document decides (the rest is its state).
+_RULE_SPEC = (
+    "topic", "qos", "decode", "condition", "input", "identity", "mode", "max", "correlation", "doc"
+)  # fmt: skip
 
 
 def _rule(doc: dict[str, Any], workflow: str, version: int | None, index: int) -> Rule:
@@ -129,6 +140,7 @@ def _rule(doc: dict[str, Any], workflow: str, version: int | None, index: int) -
         mode=mode,
         max=doc.get("max") or (10 if mode == "queued" else 1000),
         correlation=doc.get("correlationId"),
+        doc=doc,
     )
 
 
@@ -158,26 +170,69 @@ class TriggerSet:
             if doc.get("enabled", True):
                 version = doc.get("version")
                 self.rules.append(_rule(doc, doc["workflow"], version, i))
-        latest: dict[str, dict[str, Any]] = {}
-        for definition in engine.registry.all_workflows():
-            name = definition.get("name")
-            if isinstance(name, str) and (
-                name not in latest
-                or (definition.get("version") or 0) > (latest[name].get("version") or 0)
-            ):
-                latest[name] = definition
-        for name, definition in sorted(latest.items()):
-            for i, doc in enumerate(definition.get("triggers") or []):
-                if isinstance(doc, dict) and doc.get("enabled", True):
-                    self.rules.append(_rule(doc, name, None, i))
+        for name in sorted(engine.registry.workflows):
+            self.rules += self._definition_rules(name)
         for rule in self.rules:
-            self.service.subscribe(
-                rule.topic, rule.qos, self._callback(rule), f"trigger {rule.name}"
-            )
+            self._subscribe(rule)
         engine.listeners.append(self._on_commit)
+        engine.registry.workflow_listeners.append(self._definitions_changed)
         self.service.on_run(self._adopt_running)
         if self.rules:
             log.info("mqtt triggers: %d rules", len(self.rules))
+
+    def _definition_rules(self, name: str) -> list[Rule]:
+        """The rules of the latest version of workflow `name` (none when it has none)."""
+        versions = self.engine.registry.workflows.get(name) or {}
+        if not versions:
+            return []
+        definition = versions[max(versions)]
+        rules = []
+        for i, doc in enumerate(definition.get("triggers") or []):
+            if isinstance(doc, dict) and doc.get("enabled", True):
+                rule = _rule(doc, name, None, i)
+                rule.from_definition = True
+                rules.append(rule)
+        return rules
+
+    def _subscribe(self, rule: Rule) -> None:
+        rule.subscription = self.service.subscribe(
+            rule.topic, rule.qos, self._callback(rule), f"trigger {rule.name}"
+        )
+
+    def _definitions_changed(self, name: str) -> None:
+        """A version of workflow `name` was registered or deleted: its latest version's
+        `triggers` replace the running rules of that workflow at once. An unchanged rule
+        keeps running as it was; a changed one keeps its counters and its running
+        executions (for its mode); a removed one stops taking messages."""
+        old = {r.name: r for r in self.rules if r.from_definition and r.workflow == name}
+        kept: list[Rule] = []
+        for rule in self._definition_rules(name):
+            previous = old.pop(rule.name, None)
+            if previous is None:
+                self._subscribe(rule)
+                kept.append(rule)
+                continue
+            if previous.doc != rule.doc:
+                # updated in place: its callback, queued starts and running set stay valid
+                moved = (previous.topic, previous.qos) != (rule.topic, rule.qos)
+                for spec in _RULE_SPEC:
+                    setattr(previous, spec, getattr(rule, spec))
+                if moved:
+                    self.service.unsubscribe(previous.subscription)
+                    self._subscribe(previous)
+                previous.signal()
+            kept.append(previous)
+        for gone in old.values():
+            self.service.unsubscribe(gone.subscription)
+            gone.signal()
+        others = [r for r in self.rules if not (r.from_definition and r.workflow == name)]
+        if kept or old:
+            log.info(
+                "mqtt triggers of %s now: %s",
+                name,
+                ", ".join(f"{r.name} on {r.topic}" for r in kept) or "none",
+            )
+        self.rules = others + kept
 
     async def _adopt_running(self, service: Any) -> None:
         """After recovery: executions a rule started before the restart count as running

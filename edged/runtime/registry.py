@@ -8,6 +8,7 @@ never changes a running execution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from edged.defs import (
@@ -27,6 +28,9 @@ class DefinitionRegistry:
         self.workflows: dict[str, dict[int, dict[str, Any]]] = {}
         self.taskdefs: dict[str, dict[str, Any]] = {}
         self.event_handlers: list[dict[str, Any]] = []
+        # called with a workflow name after a version of it was put or removed (adapters
+        # follow definitions this way, e.g. MQTT trigger rules)
+        self.workflow_listeners: list[Callable[[str], None]] = []
 
     # --------------------------------------------------------------- checks
 
@@ -73,9 +77,13 @@ class DefinitionRegistry:
     # --------------------------------------------------------------- writes
 
     def put_workflow(self, definition: dict[str, Any]) -> None:
-        self.workflows.setdefault(str(definition["name"]), {})[
-            int(definition.get("version", 1))
-        ] = definition
+        name = str(definition["name"])
+        self.workflows.setdefault(name, {})[int(definition.get("version", 1))] = definition
+        self._changed(name)
+
+    def _changed(self, name: str) -> None:
+        for listener in self.workflow_listeners:
+            listener(name)
 
     def remove_workflow(self, name: str, version: int) -> None:
         versions = self.workflows.get(name)
@@ -84,6 +92,7 @@ class DefinitionRegistry:
         del versions[version]
         if not versions:
             del self.workflows[name]
+        self._changed(name)
 
     def put_taskdef(self, taskdef: dict[str, Any]) -> None:
         self.taskdefs[str(taskdef["name"])] = taskdef
