@@ -177,29 +177,14 @@ class MqttClient:
         round trip per message); ``await handle.wait()`` returns after PUBACK. The message
         holds an in-flight slot until then (waits for a slot and for the connection first).
         """
-        validate_topic(topic)
-        if qos not in (0, 1, 2):
-            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
-        if len(payload) > self.settings.max_payload_bytes:
-            raise PayloadTooLarge(
-                f"payload of {len(payload)} bytes exceeds {self.settings.max_payload_bytes}"
-            )
-        await self._inflight.acquire()
-        try:
-            await self.wait_connected()
-            info = self._paho.publish(topic, payload, qos, retain, properties)
-            if info.rc not in (_OK, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                raise PublishRejected(f"publish to {topic}: {info.rc.name}")
-        except BaseException:
-            self._inflight.release()
-            raise
+        self._check_publish(topic, payload, qos)
+        await self._acquire_slot_connected()
+        mid = self._hand_to_paho(topic, payload, qos, retain, properties)
         if qos == 0:
-            self._inflight.release()
-            self._published += 1
             return PendingPublish(self, topic, None, 0)
         waiter: Waiter[ReasonCode] = Waiter()
-        self._pending_pubs[info.mid] = waiter
-        return PendingPublish(self, topic, waiter, info.mid)
+        self._pending_pubs[mid] = waiter
+        return PendingPublish(self, topic, waiter, mid)
 
     async def publish_then(
         self,
@@ -212,11 +197,81 @@ class MqttClient:
     ) -> None:
         """``publish_pipelined`` without a task per message: ``done(None)`` is called
         after PUBACK (``done(error)`` on refusal or close), from the reader task."""
-        handle = await self.publish_pipelined(topic, payload, qos, retain, properties)
-        if handle._waiter is None:
+        self._check_publish(topic, payload, qos)
+        await self._acquire_slot_connected()
+        self._hand_to_paho_then(topic, payload, qos, retain, properties, done)
+
+    def publish_then_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: Properties | None,
+        done: Callable[[BaseException | None], None],
+    ) -> None:
+        """``publish_then`` that never waits (and never yields to the scheduler): raises
+        ``trio.WouldBlock``, having done nothing, when the client is not connected or no
+        in-flight slot is free. Same checks and errors as ``publish_then`` otherwise."""
+        self._check_publish(topic, payload, qos)
+        if not self._connected:
+            raise trio.WouldBlock
+        self._inflight.acquire_nowait()
+        self._hand_to_paho_then(topic, payload, qos, retain, properties, done)
+
+    @property
+    def connected(self) -> bool:
+        """Connected now (``wait_connected`` would return at once)."""
+        return self._connected
+
+    def _check_publish(self, topic: str, payload: bytes, qos: int) -> None:
+        validate_topic(topic)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
+        if len(payload) > self.settings.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload of {len(payload)} bytes exceeds {self.settings.max_payload_bytes}"
+            )
+
+    async def _acquire_slot_connected(self) -> None:
+        await self._inflight.acquire()
+        try:
+            await self.wait_connected()
+        except BaseException:
+            self._inflight.release()
+            raise
+
+    def _hand_to_paho(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None
+    ) -> int:
+        """With an in-flight slot held: give paho the message, return its mid. The slot
+        is released on failure, and at once for QoS 0 (nothing to wait for)."""
+        try:
+            info = self._paho.publish(topic, payload, qos, retain, properties)
+            if info.rc not in (_OK, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                raise PublishRejected(f"publish to {topic}: {info.rc.name}")
+        except BaseException:
+            self._inflight.release()
+            raise
+        if qos == 0:
+            self._inflight.release()
+            self._published += 1
+        return info.mid
+
+    def _hand_to_paho_then(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: Properties | None,
+        done: Callable[[BaseException | None], None],
+    ) -> None:
+        mid = self._hand_to_paho(topic, payload, qos, retain, properties)
+        if qos == 0:
             done(None)
             return
-        self._pending_pubs[handle._mid] = _CallbackWaiter(self, handle._mid, topic, done)
+        self._pending_pubs[mid] = _CallbackWaiter(self, mid, topic, done)
 
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe (and remember the filter, to subscribe again if the broker loses the
@@ -538,6 +593,12 @@ class MqttClient:
         return threading.get_ident() == self._trio_thread and trio.lowlevel.in_trio_run()
 
     def _on_register_write(self, client: Client, userdata: Any, sock: Any) -> None:
+        # Called for every packet paho queues or writes: once the writer's event is set,
+        # it will look at paho's queue and our buffer again before it sleeps, so setting
+        # it again is not needed (only in the Trio thread: the writer replaces the event
+        # there, with no checkpoint between its last look and the replacement).
+        if self._write_wanted.is_set() and threading.get_ident() == self._trio_thread:
+            return
         if self._in_trio():
             self._write_wanted.set()
         else:  # from connect() in the worker thread

@@ -70,6 +70,7 @@ log = logging.getLogger("edged.mqtt.outbox")
 PUBLISH_TASK_TYPE = "MQTT_PUBLISH"
 PUBLISH_SINK = "mqtt_publish"
 EVENT_SINK = "mqtt"
+_SEND_BURST = 64  # messages a sender hands to paho per scheduler pass
 
 
 @dataclass(slots=True)
@@ -281,24 +282,34 @@ class MqttOutbox:
         return self._client is None or self._client._closed
 
     async def _send_queue(self, queue: collections.deque[_Item]) -> None:
-        assert self._client is not None
+        """Hand the queue's messages to paho in order. While connected with in-flight
+        slots free, up to ``_SEND_BURST`` go out per scheduler pass without yielding
+        (``publish_then_nowait``); otherwise (and between bursts) this waits as usual."""
+        client = self._client
+        assert client is not None
+        burst = 0
         while queue:
             item = queue[0]
-            await self._client.wait_connected()  # expiry counts until the send
+            if burst >= _SEND_BURST or not client.connected:
+                await client.wait_connected()  # expiry counts until the send
+                burst = 0
             if item.expires_at_ms is not None and _now_ms() >= item.expires_at_ms:
                 queue.popleft()
                 self._expired(item)
                 continue
             props = self._properties(item)
+            done = functools.partial(self._delivered, item)
             try:
-                await self._client.publish_then(
-                    item.topic,
-                    item.payload,
-                    item.qos,
-                    item.retain,
-                    props,
-                    functools.partial(self._delivered, item),
-                )
+                try:
+                    client.publish_then_nowait(
+                        item.topic, item.payload, item.qos, item.retain, props, done
+                    )
+                    burst += 1
+                except trio.WouldBlock:  # no in-flight slot free: wait for one
+                    await client.publish_then(
+                        item.topic, item.payload, item.qos, item.retain, props, done
+                    )
+                    burst = 0
             except (BadInput, ValueError, PublishRejected) as exc:
                 queue.popleft()
                 self._done(item)
