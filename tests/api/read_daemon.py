@@ -1,7 +1,6 @@
 """A real `edged run` for the read, bulk and OpenAPI tests, with a few small workflows.
 
-Reuses tests/integration's `Daemon` (loaded under the module name the CLI
-tests use, so the conftest files never shadow each other) and its
+Reuses tests/integration's `Daemon` (tests/integration/daemon_harness.py) and its
 `it_handlers` (``it_add`` adds ``a`` and ``b``; a non-number fails it).
 
 - ``rd_add``  one ``it_add`` task: COMPLETED, or FAILED when ``a`` is not a
@@ -13,30 +12,16 @@ tests use, so the conftest files never shadow each other) and its
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+import tests.integration.daemon_harness as it
+
 HERE = Path(__file__).resolve().parent
 
-
-def _load_integration() -> Any:
-    name = "edged_it_daemon"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE.parent / "integration" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-it = _load_integration()
 
 WORKFLOWS: list[dict[str, Any]] = [
     {

@@ -1,33 +1,19 @@
 """A real `edged run` for the CLI and stream tests (tests/cli, tests/api/test_streams.py).
 
-Reuses tests/integration's `Daemon` (loaded under its own module name, so the
-conftest files never shadow each other) with the handlers of
+Reuses tests/integration's `Daemon` (tests/integration/daemon_harness.py) with the handlers of
 `watch_handlers.py` and the definitions in `WORKFLOWS`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
+
+import tests.integration.daemon_harness as it
 
 HERE = Path(__file__).resolve().parent
 
 
-def _load_integration() -> Any:
-    name = "edged_it_daemon"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE.parent / "integration" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-it = _load_integration()
 Daemon = it.Daemon
 
 

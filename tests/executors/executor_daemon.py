@@ -1,26 +1,14 @@
 """A real `edged run` with command bindings, for the executor tests.
 
-Reuses tests/integration's `Daemon` (loaded by path: every test directory's
-conftest is named `conftest`, so `from conftest import` is ambiguous in a
-whole-suite run) and adds bindings of the example workers and the
+Reuses tests/integration's `Daemon` (tests/integration/daemon_harness.py) and adds bindings of the example workers and the
 misbehaving test worker, with only their two directories allowed.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 from executor_support import EXAMPLES, MISBEHAVE, WORKERS
-
-_IT = Path(__file__).resolve().parent.parent / "integration" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("edged_it_daemon", _IT)
-assert _spec is not None and _spec.loader is not None
-it_daemon = importlib.util.module_from_spec(_spec)
-sys.modules["edged_it_daemon"] = it_daemon
-_spec.loader.exec_module(it_daemon)
 
 TASKDEFS = [
     {

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
-from executor_daemon import BINDINGS, EXECUTORS, TASKDEFS, it_daemon, one_task
+from executor_daemon import BINDINGS, EXECUTORS, TASKDEFS, one_task
 from executor_support import EXAMPLES, gone_soon, kill_if_running, read_pid
 from http_test_server import http_test_server
+
+import tests.integration.daemon_harness as it_daemon
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import Daemon, handler_config
+from tests.integration.daemon_harness import Daemon, handler_config
 from tests.mqtt.conftest import Broker
 from tests.mqtt.mqtt_daemon import CLIENT_ID, needs_clients, pub, start_emulator
 

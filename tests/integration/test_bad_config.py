@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import HERE, edged_cmd, free_port, write_defs
 from workloads import TASKDEFS, simple
+
+from tests.integration.daemon_harness import HERE, edged_cmd, free_port, write_defs
 
 GOOD_WF = {
     "name": "ok_wf",

@@ -21,8 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Daemon, read_invocations
 from workloads import CHILD, MIXED, TASKDEFS, expected_output, expected_refs
+
+from tests.integration.daemon_harness import Daemon, read_invocations
 
 WORK_TYPES = {"it_add", "it_square", "it_flaky", "it_slow"}
 

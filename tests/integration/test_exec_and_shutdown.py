@@ -8,8 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import HERE, Daemon, edged_cmd, handler_config, read_invocations, write_defs
 from workloads import CHILD, TASKDEFS, simple
+
+from tests.integration.daemon_harness import (
+    HERE,
+    Daemon,
+    edged_cmd,
+    handler_config,
+    read_invocations,
+    write_defs,
+)
 
 
 def exec_edged(*args: str) -> subprocess.CompletedProcess[str]:

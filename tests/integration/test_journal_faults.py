@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import Daemon, edged_cmd, free_port, handler_config
 from workloads import TASKDEFS, simple, wait
 
 from edged.journal.schema import SCHEMA_VERSION, V1_SCHEMA_SQL
+from tests.integration.daemon_harness import Daemon, edged_cmd, free_port, handler_config
 
 WAITER: dict[str, Any] = {
     "name": "it_waiter",

@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 import promtext
-from conftest import HERE, Daemon
 from workloads import TASKDEFS, simple
+
+from tests.integration.daemon_harness import HERE, Daemon
 
 ADD: dict[str, Any] = {
     "name": "obs_add",

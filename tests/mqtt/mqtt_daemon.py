@@ -1,6 +1,6 @@
 """Helpers for tests that run a real ``edged run`` against a real Mosquitto.
 
-``mqtt_daemon(...)`` builds a ``Daemon`` (tests/integration/conftest.py) whose config has an
+``mqtt_daemon(...)`` builds a ``Daemon`` (tests/integration/daemon_harness.py) whose config has an
 ``mqtt:`` section pointing at the test broker; ``pub`` publishes with ``mosquitto_pub`` (MQTT 5,
 QoS 1, optional PUBLISH properties); ``first_message`` waits (bounded) for one message with
 ``mosquitto_sub``; ``start_emulator`` runs the device emulator as a subprocess and waits until
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Daemon, handler_config, write_defs
+from tests.integration.daemon_harness import Daemon, handler_config, write_defs
 from tests.mqtt.conftest import Broker
 
 CLIENT_ID = "edged-test"

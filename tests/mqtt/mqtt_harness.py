@@ -14,7 +14,7 @@ import trio
 
 from edged_mqtt.client import MqttClient
 from edged_mqtt.inbox import MqttMessage
-from tests.integration.conftest import Daemon
+from tests.integration.daemon_harness import Daemon
 from tests.mqtt.conftest import Broker
 from tests.mqtt.mqtt_daemon import mqtt_daemon
 

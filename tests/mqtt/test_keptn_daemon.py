@@ -18,7 +18,7 @@ import yaml
 from edged_mqtt.cloudevents import CloudEvent, encode_structured
 from edged_mqtt.keptn import KeptnTask
 from edged_mqtt.worker import KeptnWorker, WorkerResult, run_worker
-from tests.integration.conftest import Daemon
+from tests.integration.daemon_harness import Daemon
 from tests.mqtt.conftest import Broker
 from tests.mqtt.mqtt_daemon import mqtt_daemon, needs_clients, pub
 

@@ -13,7 +13,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edged_mqtt.client import open_mqtt_client
-from tests.integration.conftest import Daemon
+from tests.integration.daemon_harness import Daemon
 from tests.mqtt.conftest import Broker
 from tests.mqtt.mqtt_daemon import REPLY_ROOT, mqtt_daemon, needs_clients, pub, start_emulator
 

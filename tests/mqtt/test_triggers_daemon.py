@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from edged_mqtt.client import open_mqtt_client
-from tests.integration.conftest import Daemon
+from tests.integration.daemon_harness import Daemon
 from tests.mqtt.conftest import Broker
 from tests.mqtt.mqtt_harness import (
     collect,

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-# loaded by tests/workers/conftest.py under this name (see there)
-import edged_integration_conftest as integration
 import httpx
 import pytest
 import trio
+
+import tests.integration.daemon_harness as integration
 
 Json = dict[str, Any]
 
