@@ -34,8 +34,8 @@ import hashlib
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from edged.core import events as ev
 from edged.core.commands import (
@@ -81,13 +81,21 @@ def derive_id(*parts: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Decision:
-    commands: list[Command] = field(default_factory=list)
-    changed: dict[str, Task] = field(default_factory=dict)
-    removed: list[str] = field(default_factory=list)
-    history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    workflow_changed: bool = False
+    commands: list[Command]
+    changed: dict[str, Task]
+    removed: list[str]
+    history: list[tuple[str, dict[str, Any]]]
+    workflow_changed: bool
+
+    def __init__(self) -> None:
+        # Written out: one per transition, and dataclass default factories cost a call each.
+        self.commands = []
+        self.changed = {}
+        self.removed = []
+        self.history = []
+        self.workflow_changed = False
 
     @property
     def empty(self) -> bool:
@@ -103,7 +111,21 @@ class Scope:
     fork_id: str | None = None
 
 
+ROOT_SCOPE = Scope()  # frozen: shared by every task outside loops and dynamic forks
+
+
 TaskDefLookup = Callable[[str], dict[str, Any] | None]
+
+
+class Timeouts(NamedTuple):
+    """A TaskDef's timeouts in seconds (0: none), as `policies.seconds` reads them."""
+
+    timeout_s: int
+    response_s: int
+    poll_s: int
+
+
+_NO_TIMEOUTS = Timeouts(0, 0, 0)
 
 
 class Decider:
@@ -119,6 +141,7 @@ class Decider:
         self.step_budget = step_budget
         # effective TaskDefs are shared by every task of a name: read-only after this
         self._taskdef_cache: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
+        self._timeouts_cache: dict[int, tuple[dict[str, Any], Timeouts]] = {}
 
     def effective_taskdef(self, name: str, registered: dict[str, Any] | None) -> dict[str, Any]:
         """Conductor's defaults under the registered (or inline) TaskDef, made once per object."""
@@ -131,6 +154,23 @@ class Decider:
             self._taskdef_cache.clear()
         self._taskdef_cache[key] = (registered, merged)
         return merged
+
+    def timeouts(self, taskdef: dict[str, Any] | None) -> Timeouts:
+        """`taskdef`'s timeouts, read once per TaskDef object (every dispatch needs them)."""
+        if taskdef is None:
+            return _NO_TIMEOUTS
+        found = self._timeouts_cache.get(id(taskdef))
+        if found is not None and found[0] is taskdef:
+            return found[1]
+        timeouts = Timeouts(
+            seconds(taskdef, "timeoutSeconds"),
+            seconds(taskdef, "responseTimeoutSeconds"),
+            seconds(taskdef, "pollTimeoutSeconds"),
+        )
+        if len(self._timeouts_cache) > 1024:
+            self._timeouts_cache.clear()
+        self._timeouts_cache[id(taskdef)] = (taskdef, timeouts)
+        return timeouts
 
     def decide(self, wf: Workflow, event: ev.Event) -> Decision:
         tr = Transition(self, wf, event.at_ms)
@@ -217,7 +257,7 @@ class Transition:
         if not tasks:
             wf.root_done = True
             return
-        operators.schedule(self, tasks[0], Scope())
+        operators.schedule(self, tasks[0], ROOT_SCOPE)
 
     # ------------------------------------------------------------ task helpers
 
@@ -280,6 +320,8 @@ class Transition:
         return task
 
     def scope_of(self, task: Task) -> Scope:
+        if task.loop_id is None and task.fork_id is None and not task.iteration:
+            return ROOT_SCOPE
         return Scope(task.loop_id, task.iteration, task.fork_id)
 
     def changed(self, task: Task) -> None:
@@ -309,7 +351,7 @@ class Transition:
         if reason is not None:
             task.reason = reason
         self.changed(task)
-        body: dict[str, Any] = {"taskId": task.task_id, "ref": task.ref, "status": status.value}
+        body: dict[str, Any] = {"taskId": task.task_id, "ref": task.ref, "status": status._value_}
         if reason:
             body["reason"] = reason
         self.history("TaskStatusChanged", body)
@@ -333,7 +375,7 @@ class Transition:
         self.changed(task)
 
     def arm_timeouts(self, task: Task) -> None:
-        timeout_s = seconds(task.taskdef, "timeoutSeconds")
+        timeout_s = self.decider.timeouts(task.taskdef).timeout_s
         if timeout_s:
             self.arm_timer(task, "tt", (task.start_ms or self.at_ms) + timeout_s * 1000)
         self.arm_response_timer(task)
@@ -341,7 +383,7 @@ class Transition:
     def arm_response_timer(self, task: Task) -> None:
         # Conductor checks responseTimeoutSeconds only for IN_PROGRESS tasks (a worker
         # polled it and must keep updating it); a SCHEDULED task is not answerable yet.
-        response_s = seconds(task.taskdef, "responseTimeoutSeconds")
+        response_s = self.decider.timeouts(task.taskdef).response_s
         if (
             response_s
             and task.status is TaskStatus.IN_PROGRESS
@@ -359,7 +401,7 @@ class Transition:
             self.arm_timer(task, "delay", task.scheduled_ms + task.start_delay_s * 1000)
             return
         self.arm_timeouts(task)
-        poll_s = seconds(task.taskdef, "pollTimeoutSeconds")
+        poll_s = self.decider.timeouts(task.taskdef).poll_s
         if poll_s and task.status is TaskStatus.SCHEDULED and task.task_type not in OPERATOR_TYPES:
             # Conductor's checkTaskPollTimeout: a queued task nobody polls in time
             # times out (by its timeoutPolicy); measured from when it became pollable.

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from edged.core.decider import Transition
 
 
+# TaskStatus(text) without the enum machinery: one dict lookup per result.
+_STATUS_OF: dict[str, TaskStatus] = {status.value: status for status in TaskStatus}
+
+
 def on_result(tr: Transition, event: ev.TaskResultReceived) -> None:
     task = tr.wf.task_by_id(event.task_id)
     if task is None or task.status.terminal or tr.wf.status.terminal:
@@ -32,9 +36,11 @@ def on_result(tr: Transition, event: ev.TaskResultReceived) -> None:
     if event.started_ms and not task.start_ms:
         task.start_ms = event.started_ms
     try:
-        status = TaskStatus(event.status)
-    except ValueError:
+        status = _STATUS_OF.get(event.status)
+    except TypeError:  # unhashable: not a status either
         return
+    if status is None:
+        return  # not a task status
     if status is TaskStatus.IN_PROGRESS:
         task.output.update(event.output)
         if not task.start_ms:

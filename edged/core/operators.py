@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from edged.core import forks
 from edged.core import schedule_basic as basic
-from edged.core.model import OPERATOR_TYPES, Task, TaskStatus, WorkflowStatus
+from edged.core.model import OPERATOR_TYPES, Task, TaskStatus, WorkflowStatus, with_iteration
 from edged.core.policies import max_retries, retry_delay_s
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ def schedule(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
         # execution while this walk was under way: nothing more may start
         return
     base_ref = str(wt.get("taskReferenceName", ""))
-    from edged.core.model import with_iteration
-
     ref = with_iteration(base_ref, scope.iteration) if scope.iteration else base_ref
     existing = wf.latest_by_ref(ref)
     if existing is not None and existing.status is TaskStatus.SKIPPED and not existing.end_ms:
@@ -54,8 +52,8 @@ def schedule(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
         tr.set_status(existing, TaskStatus.SKIPPED, existing.reason)
         tr.queue.append(existing.task_id)
         return
-    kind = str(wt.get("type") or "SIMPLE")
-    handler = _SCHEDULERS.get(kind, basic.schedule_work)
+    kind = wt.get("type") or "SIMPLE"
+    handler = _SCHEDULERS.get(kind if type(kind) is str else str(kind), basic.schedule_work)
     handler(tr, wt, scope)
 
 
@@ -230,11 +228,12 @@ def advance(tr: Transition, task: Task) -> None:
     from edged.core import loops
 
     wf = tr.wf
-    if task.fork_id is not None and tr.index.slot(task.base_ref) is None:
+    base_ref = task.base_ref
+    slot = tr.index.slot(base_ref)
+    if task.fork_id is not None and slot is None:
         _check_open_joins(tr)
         return
-    slot = tr.index.slot(task.base_ref)
-    nxt = tr.index.next_in_list(task.base_ref)
+    nxt = tr.index.next_in_list(base_ref)
     scope = tr.scope_of(task)
     if nxt is not None:
         schedule(tr, nxt, scope)

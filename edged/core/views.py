@@ -66,6 +66,9 @@ def task_view(wf: Workflow, task: Task) -> dict[str, Any]:
     }
 
 
+_MISSING: Any = object()
+
+
 class ExpressionContext(Mapping[str, Any]):
     """Lazy mapping: "workflow" -> workflow view, ref -> newest task view."""
 
@@ -76,14 +79,23 @@ class ExpressionContext(Mapping[str, Any]):
         self._cache: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
-        if key in self._cache:
-            return self._cache[key]
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # Overridden: Mapping.get goes through __getitem__ and a KeyError per miss,
+        # and every `${ref...}` reference probes here first.
+        value = self._cache.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
         if key == "workflow":
-            value: Any = workflow_view(self._wf)
+            value = workflow_view(self._wf)
         else:
             task = self._find(key)
             if task is None:
-                raise KeyError(key)
+                return default
             value = task_view(self._wf, task)
         self._cache[key] = value
         return value

@@ -1,0 +1,93 @@
+"""The decider's caches and fast paths answer exactly what the slow paths do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from edged.core.decider import ROOT_SCOPE, Decider, Scope, Transition
+from edged.core.inbound import _STATUS_OF
+from edged.core.model import Task, TaskStatus, Workflow, WorkflowStatus
+from edged.core.policies import effective_taskdef, seconds
+from edged.core.views import ExpressionContext, task_view, workflow_view
+
+
+@pytest.mark.parametrize(
+    "taskdef",
+    [
+        None,
+        effective_taskdef("a", None),
+        {"timeoutSeconds": 5, "responseTimeoutSeconds": 7.0, "pollTimeoutSeconds": True},
+        {"timeoutSeconds": -3, "responseTimeoutSeconds": "9"},
+        {},
+    ],
+)
+def test_cached_timeouts_equal_policies_seconds(taskdef: dict[str, Any] | None) -> None:
+    decider = Decider()
+    for _ in range(2):  # a miss, then a hit
+        assert tuple(decider.timeouts(taskdef)) == (
+            seconds(taskdef, "timeoutSeconds"),
+            seconds(taskdef, "responseTimeoutSeconds"),
+            seconds(taskdef, "pollTimeoutSeconds"),
+        )
+
+
+def test_timeouts_follow_the_object_not_a_reused_id() -> None:
+    decider = Decider()
+    for limit in range(1, 2_000):  # ids get reused as these are freed; the cache clears itself
+        assert decider.timeouts({"timeoutSeconds": limit}).timeout_s == limit
+
+
+def test_status_lookup_equals_the_enum() -> None:
+    for status in TaskStatus:
+        assert _STATUS_OF.get(status.value) is TaskStatus(status.value)
+        assert _STATUS_OF.get(status) is status
+    assert _STATUS_OF.get("DONE") is None
+
+
+def _workflow() -> Workflow:
+    wf = Workflow(
+        workflow_id="w", definition={"name": "d"}, status=WorkflowStatus.RUNNING,
+        input={"n": 1}, created_ms=1,
+    )  # fmt: skip
+    for seq, ref in enumerate(["a", "b__2", "a"], start=1):
+        wf.tasks.append(
+            Task(
+                task_id=f"t{seq}",
+                seq=seq,
+                ref=ref,
+                task_type="SIMPLE",
+                def_name=ref,
+                wt={},
+                status=TaskStatus.COMPLETED,
+                input={},
+                output={"seq": seq},
+                iteration=2 if "__" in ref else 0,
+            )
+        )
+    return wf
+
+
+def test_expression_context_get_matches_the_mapping_protocol() -> None:
+    wf = _workflow()
+    ctx = ExpressionContext(wf)
+    assert ctx.get("workflow") == workflow_view(wf)
+    assert ctx.get("a") == task_view(wf, wf.tasks[2])  # the newest attempt
+    assert ctx.get("b") == task_view(wf, wf.tasks[1])  # a loop iteration by its base ref
+    assert ctx.get("nope") is None
+    assert ctx.get("nope", 7) == 7
+    assert ctx["a"] is ctx.get("a")  # one view per key and context
+    with pytest.raises(KeyError):
+        ctx["nope"]
+    assert "a" in ctx
+    assert "nope" not in ctx
+
+
+def test_the_shared_root_scope() -> None:
+    assert Scope() == ROOT_SCOPE
+    tr = Transition(Decider(), _workflow(), 5)
+    task = tr.wf.tasks[0]
+    assert tr.scope_of(task) is ROOT_SCOPE
+    task.loop_id, task.iteration = "l", 3
+    assert tr.scope_of(task) == Scope("l", 3, None)
