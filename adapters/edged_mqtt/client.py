@@ -32,6 +32,9 @@ with no paho thread and no lock taken while the loop waits:
 - Received messages go to a per-subscription bounded ``Inbox`` (drop oldest with a count at
   the bound). With ``manual_ack`` the application PUBACKs with ``ack(message)`` after its own
   durable commit; an unacked message is redelivered by the broker when the session resumes.
+- Importing this module installs ``fastprops.FastProperties`` into paho's packet decoders
+  (paho's MQTT 5 ``Properties`` with its tables built once; it refuses, and paho keeps its
+  own class, when paho is not the shape it was written against).
 """
 
 from __future__ import annotations

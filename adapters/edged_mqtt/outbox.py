@@ -11,10 +11,11 @@ journal). Nothing is acknowledged yet: the row stays in the journal until the br
 the message.
 
 - Order: one FIFO per topic, one sender task per topic with messages waiting. The sender
-  hands messages to paho in FIFO order without waiting for each PUBACK
-  (``publish_pipelined``; the client's ``max_inflight`` bounds the window), so a topic's
-  messages leave in order at full speed; paho retransmits unacknowledged ones, in order,
-  after a reconnect.
+  hands messages to paho in FIFO order without waiting for each PUBACK (``publish_then``;
+  the client's ``max_inflight`` bounds the window), so a topic's messages leave in order at
+  full speed; paho retransmits unacknowledged ones, in order, after a reconnect. While
+  connected with in-flight slots free, up to ``_SEND_BURST`` messages go per scheduler
+  pass (``publish_then_nowait``: no wait, no checkpoint), then the sender yields.
 - Acknowledgement: after PUBACK one op goes to the engine carrying ``ack=<outbox id>``;
   for MQTT_PUBLISH it is also the task's result (COMPLETED, output ``{topic, qos,
   messageId}``), so the row delete and the task completion are one commit. A crash
