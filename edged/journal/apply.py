@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from edged.journal.codec import SharedValues, encode
+from edged.journal.codec import SharedValues, encode, remember_shared
 from edged.journal.rows import Batch
 
 __all__ = [
@@ -45,8 +45,10 @@ __all__ = [
     "SegmentResult",
     "apply_segment",
     "delete_executions",
+    "load_shared_values",
     "prepare",
     "select_prune_chunk",
+    "shared_key",
     "split_segments",
 ]
 
@@ -68,6 +70,7 @@ class PreparedBatch:
     task_defs: list[Row] = field(default_factory=list)
     deleted_task_defs: list[Row] = field(default_factory=list)
     deleted_executions: list[Row] = field(default_factory=list)
+    shared_values: list[Row] = field(default_factory=list)  # (meta key, body) referenced here
     rows: int = 0
     upsert_only: bool = True  # no deletes, clears or acks: may merge with its neighbours
 
@@ -83,6 +86,17 @@ class SegmentResult:
 # from input) is stored as "never" instead of failing the group commit.
 _NEVER_MS = 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def shared_key(digest: bytes) -> str:
+    """The meta key of a shared value (see `SharedValues.encode_ref`)."""
+    return f"shared:{digest.hex()}"
+
+
+def load_shared_values(conn: sqlite3.Connection) -> None:
+    """Make every shared value of this journal decodable (`codec.remember_shared`)."""
+    for key, body in conn.execute("SELECT key, value FROM meta WHERE key LIKE 'shared:%'"):
+        remember_shared(bytes.fromhex(key[len("shared:") :]), body)
 
 
 def _text(value: str | None) -> str | None:
@@ -112,8 +126,17 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
     # Blobs go to SQLite as bytearray: the sqlite3 module binds a bytearray
     # directly but sends every `bytes` through its adapter lookup first, ~10%
     # of the writer thread's time (measured with callgrind on a replay).
+    referenced: dict[bytes, bytes] = {}
+
     def encode_execution(doc: Any) -> bytearray:
-        blob = encode(doc) if shared is None else shared.encode(doc, "definition")
+        if shared is None:
+            return bytearray(encode(doc))
+        # The pinned definition is stored once, in meta, and referenced (see
+        # SharedValues.encode_ref); every batch that references it writes it again
+        # with INSERT OR IGNORE, so no batch depends on an earlier one having committed.
+        blob, ref = shared.encode_ref(doc, "definition")
+        if ref is not None:
+            referenced[ref[0]] = ref[1]
         return bytearray(blob)
 
     def encode_task(doc: Any) -> bytearray:
@@ -151,6 +174,7 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
         workflow_defs=[(n, v, encode(doc)) for n, v, doc in batch.workflow_defs],
         task_defs=[(n, encode(doc)) for n, doc in batch.task_defs],
     )
+    p.shared_values = [(shared_key(digest), bytearray(body)) for digest, body in referenced.items()]
     p.rows = (
         len(p.executions)
         + len(p.tasks)
@@ -235,6 +259,7 @@ ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, doc = excluded.doc
 WHERE workflow_id = excluded.workflow_id AND seq = excluded.seq"""
 _HISTORY_HEAD = "INSERT INTO history (workflow_id, at_ms, kind, body) VALUES "
 _OUTBOX_HEAD = "INSERT INTO outbox (kind, workflow_id, body) VALUES "
+_INSERT_SHARED = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
 _UPSERT_TIMER = """
 INSERT INTO timers (key, workflow_id, fire_at_ms, body) VALUES (?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
@@ -385,6 +410,9 @@ def apply_segment(
         if rows:
             conn.executemany(sql, rows)
 
+    shared_values = _concat(segment, "shared_values")
+    if shared_values:
+        conn.executemany(_INSERT_SHARED, list(dict(shared_values).items()))
     history = _concat(segment, "history")
     totals = _upsert_executions(conn, _concat(segment, "executions"), history)
     _insert_rows(

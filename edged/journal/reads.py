@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 import trio
 
 from edged.errors import BadInput, JournalError
-from edged.journal.codec import decode, decode_many
+from edged.journal.apply import load_shared_values
+from edged.journal.codec import MissingSharedValue, decode, decode_many
 from edged.journal.rows import (
     UNFINISHED_STATUSES,
     ExecutionRow,
@@ -80,10 +81,21 @@ class ReadPool:
             conn.close()
 
 
-def _execution(row: tuple[Any, ...]) -> ExecutionRow:
-    wf, name, version, status, parent, correlation, key, created, updated, ended, doc = row
+def with_shared_values(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+    """`fn()`, loading the journal's shared values first if a document references one
+    this process has not seen yet (a journal written by an earlier run)."""
+    try:
+        return fn()
+    except MissingSharedValue:
+        load_shared_values(conn)
+        return fn()
+
+
+def _execution(conn: sqlite3.Connection, row: tuple[Any, ...]) -> ExecutionRow:
+    wf, name, version, status, parent, correlation, key, created, updated, ended, blob = row
+    doc = with_shared_values(conn, lambda: decode(blob))
     return ExecutionRow(
-        wf, name, version, status, parent, correlation, key, created, updated, ended, decode(doc)
+        wf, name, version, status, parent, correlation, key, created, updated, ended, doc
     )
 
 
@@ -115,14 +127,14 @@ def load_unfinished(conn: sqlite3.Connection) -> list[tuple[ExecutionRow, list[T
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _assemble(executions, tasks)
+        return _assemble(conn, executions, tasks)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
 def _assemble(
-    executions: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]
+    conn: sqlite3.Connection, executions: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]
 ) -> list[tuple[ExecutionRow, list[TaskRow]]]:
     by_id: dict[str, list[TaskRow]] = {row[0]: [] for row in executions}
     docs = decode_many([row[4] for row in tasks])
@@ -130,7 +142,8 @@ def _assemble(
         by_id[workflow_id].append(TaskRow(task_id, workflow_id, seq, status, doc))
     for task_rows in by_id.values():
         task_rows.sort(key=_by_seq)
-    execution_docs = decode_many([row[10] for row in executions])
+    blobs = [row[10] for row in executions]
+    execution_docs = with_shared_values(conn, lambda: decode_many(blobs))
     return [
         (ExecutionRow(w, n, v, st, p, c, k, cr, up, end, doc), by_id[w])
         for (w, n, v, st, p, c, k, cr, up, end, _), doc in zip(
@@ -150,7 +163,7 @@ def load_execution(
     row = conn.execute(
         f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE workflow_id = ?", (workflow_id,)
     ).fetchone()
-    result = None if row is None else (_execution(row), _tasks_of(conn, workflow_id))
+    result = None if row is None else (_execution(conn, row), _tasks_of(conn, workflow_id))
     conn.execute("COMMIT")
     return result
 
@@ -259,4 +272,4 @@ def find_executions(
         f" ORDER BY created_ms {order}, workflow_id {order} LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
-    return [_execution(row) for row in rows]
+    return [_execution(conn, row) for row in rows.fetchall()]

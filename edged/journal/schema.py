@@ -25,7 +25,9 @@ to n+1 (version 0 is an empty file).  Add a function, never edit a shipped one.
 Version 1 had no idempotency keys and did not track history length; version 2
 adds ``executions.idempotency_key`` (indexed) and ``history_count`` /
 ``history_dropped`` for `JournalSettings.max_history_per_execution`, filled
-from the existing history.
+from the existing history.  Version 3 changes no table: execution documents may
+reference their pinned definition, stored once in ``meta`` (see
+`SharedValues.encode_ref`); documents written before still read as they are.
 
 Space: new files use ``auto_vacuum=INCREMENTAL`` so a big prune can hand pages
 back to the OS (`incremental_vacuum`); files migrated from version 1 keep
@@ -136,9 +138,18 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Nothing to convert: version 3 marks files whose execution documents may
+    reference their definition (`codec.EXT_SHARED_REF`) instead of holding it; the
+    referenced encodings are rows of ``meta`` keyed ``shared:<sha1 hex>``.  An older
+    edged would fail on those documents, so it must refuse the file instead."""
+    del conn
+
+
 MIGRATIONS: Final[list[Callable[[sqlite3.Connection], None]]] = [
     _migrate_0_to_1,
     _migrate_1_to_2,
+    _migrate_2_to_3,
 ]
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

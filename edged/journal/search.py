@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from edged.journal.codec import decode
+from edged.journal.reads import with_shared_values
 from edged.journal.rows import ExecutionRow
 
 __all__ = [
@@ -136,8 +137,10 @@ def _order(sort: tuple[SortKey, ...]) -> str:
     return " ORDER BY " + ", ".join(parts)
 
 
-def _row(row: tuple[Any, ...], doc: Any = None) -> ExecutionRow:
+def _row(conn: sqlite3.Connection, row: tuple[Any, ...], doc: Any = None) -> ExecutionRow:
     wf, name, version, status, parent, correlation, key, created, updated, ended, blob = row
+    if doc is None:
+        doc = with_shared_values(conn, lambda: decode(blob))
     return ExecutionRow(
         wf,
         name,
@@ -149,7 +152,7 @@ def _row(row: tuple[Any, ...], doc: Any = None) -> ExecutionRow:
         created,
         updated,
         ended,
-        decode(blob) if doc is None else doc,
+        doc,
     )
 
 
@@ -170,7 +173,7 @@ def search_executions(conn: sqlite3.Connection, query: ExecutionQuery) -> Search
             ).fetchall()
         finally:
             conn.execute("COMMIT")
-        return SearchPage(int(total), [_row(r) for r in rows])
+        return SearchPage(int(total), [_row(conn, r) for r in rows])
     return _free_text_scan(conn, query, where, params, order)
 
 
@@ -206,11 +209,11 @@ def _free_text_scan(
             }
             for rowid in rowids:
                 row = by_rowid[rowid]
-                found, decoded = _match(row, terms, needles)
+                found, decoded = _match(conn, row, terms, needles)
                 budget -= decoded
                 if found is not None:
                     if query.start <= page.total_hits < end:
-                        page.rows.append(_row(row, None if found is _IDS_ONLY else found))
+                        page.rows.append(_row(conn, row, None if found is _IDS_ONLY else found))
                     page.total_hits += 1
                 if budget < 0:
                     page.truncated = True
@@ -223,7 +226,9 @@ def _free_text_scan(
 _IDS_ONLY = object()  # every term matched the id columns: no need to decode the document
 
 
-def _match(row: tuple[Any, ...], terms: list[str], needles: list[bytes | None]) -> tuple[Any, int]:
+def _match(
+    conn: sqlite3.Connection, row: tuple[Any, ...], terms: list[str], needles: list[bytes | None]
+) -> tuple[Any, int]:
     """(None, or the decoded document, or _IDS_ONLY; bytes decoded) for one row."""
     workflow_id, name, correlation, blob = row[0], row[1], row[5], row[10]
     ids = f"{workflow_id}\n{correlation or ''}\n{name}".lower()
@@ -240,7 +245,7 @@ def _match(row: tuple[Any, ...], terms: list[str], needles: list[bytes | None]) 
         pending.append(term)
     if not pending:
         return _IDS_ONLY, 0
-    doc = decode(blob)
+    doc = with_shared_values(conn, lambda: decode(blob))
     text = _document_text(doc)
     for term in pending:
         if term not in text:

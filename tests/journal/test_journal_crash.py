@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from edged.journal import Batch, open_journal
+from edged.journal.schema import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -127,6 +128,6 @@ async def test_journal_is_usable_after_a_kill(tmp_path: Path) -> None:
             unfinished = await journal.load_unfinished()
             assert len(unfinished) == 2
             stats = journal.statistics()
-            assert stats.writer_alive and stats.schema_version == 2
+            assert stats.writer_alive and stats.schema_version == SCHEMA_VERSION
             await journal.commit(Batch(deleted_executions=["wf-0"]))
             assert len(await journal.load_unfinished()) == 1

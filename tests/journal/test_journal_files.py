@@ -104,7 +104,7 @@ async def test_version_1_file_is_migrated_with_its_data(tmp_path: Path) -> None:
                 r.workflow_id for r in await journal.find_executions(idempotency_key="evt-1")
             ] == ["old-wf"]
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 
@@ -136,7 +136,7 @@ async def test_newer_schema_is_refused_and_untouched(tmp_path: Path) -> None:
     with trio.fail_after(10), pytest.raises(JournalError) as caught:
         async with open_journal(path):
             pass  # pragma: no cover
-    assert str(caught.value) == "journal schema 7 is newer than this edged (2); refusing to open"
+    assert str(caught.value) == "journal schema 7 is newer than this edged (3); refusing to open"
     assert not isinstance(caught.value, JournalCorrupt)
     assert digest(path) == before
 

@@ -1,0 +1,108 @@
+"""Execution documents reference their pinned definition, stored once per journal."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import trio
+from journal_builders import execution
+
+from edged.journal import Batch, codec, open_journal
+from edged.journal.apply import prepare
+from edged.journal.codec import EXT_SHARED_REF, MissingSharedValue, SharedValues, decode
+from edged.journal.search import ExecutionQuery
+
+DEFINITION: dict[str, Any] = {
+    "name": "freezer_alarm",
+    "version": 1,
+    "tasks": [
+        {"name": f"step{i}", "taskReferenceName": f"s{i}", "type": "SIMPLE"} for i in range(20)
+    ],
+}
+
+
+def _doc(n: int) -> dict[str, Any]:
+    return {"definition": DEFINITION, "input": {"n": n}, "reason": None}
+
+
+@pytest.fixture
+def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget every shared value this process has seen, as a restarted daemon would."""
+    monkeypatch.setattr(codec, "_SHARED_BODIES", {})
+
+
+def test_an_encoded_reference_decodes_to_the_value() -> None:
+    shared = SharedValues()
+    blob, ref = shared.encode_ref(_doc(1), "definition")
+    assert ref is not None
+    assert len(ref[0]) == 20  # a SHA-1
+    assert len(blob) < 100 < len(ref[1])
+    assert decode(blob) == _doc(1)
+    again, same = shared.encode_ref(_doc(2), "definition")
+    assert same == ref and decode(again) == _doc(2)
+    assert decode(blob)["definition"] is not decode(blob)["definition"]  # fresh copies
+
+
+def test_nothing_worth_sharing_stays_inline() -> None:
+    docs: list[dict[str, Any]] = [{"input": {}}, {"definition": {}}, {"definition": "x"}]
+    for doc in docs:
+        blob, ref = SharedValues().encode_ref(doc, "definition")
+        assert ref is None and decode(blob) == doc
+
+
+def test_a_doc_too_deep_around_the_definition_is_split_inline() -> None:
+    deep: Any = []
+    for _ in range(1_030):
+        deep = [deep]
+    blob, ref = SharedValues().encode_ref({**_doc(1), "input": deep}, "definition")
+    assert ref is None
+    assert decode(blob)["definition"] == DEFINITION
+
+
+def test_an_unknown_reference_is_reported(new_process: None) -> None:
+    blob = codec._pack({"definition": msgpack.ExtType(EXT_SHARED_REF, b"\x01" * 20)})
+    with pytest.raises(MissingSharedValue):
+        decode(blob)
+
+
+def test_every_batch_carries_what_it_references() -> None:
+    shared = SharedValues()
+    for _ in range(2):  # the second batch too: the first might never commit
+        batch = Batch(executions=[execution("a", doc=_doc(1)), execution("b", doc=_doc(2))])
+        assert len(prepare(batch, shared).shared_values) == 1
+
+
+async def test_a_restarted_process_reads_referenced_definitions(
+    tmp_path: Path, new_process: None
+) -> None:
+    path = tmp_path / "journal.db"
+    with trio.fail_after(10):
+        async with open_journal(path) as journal:
+            await journal.commit(
+                Batch(executions=[execution("a", doc=_doc(1)), execution("b", doc=_doc(2))])
+            )
+    conn = sqlite3.connect(path)
+    sizes = [len(blob) for (blob,) in conn.execute("SELECT doc FROM executions")]
+    assert max(sizes) < 100  # the definition is not in the rows
+    assert conn.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'shared:%'").fetchone() == (1,)
+    conn.close()
+    codec._SHARED_BODIES.clear()
+    with trio.fail_after(10):
+        async with open_journal(path) as journal:
+            loaded = await journal.load_execution("a")
+            assert loaded is not None and loaded[0].doc == _doc(1)
+            codec._SHARED_BODIES.clear()
+            unfinished = await journal.load_unfinished()
+            assert [row.doc for row, _ in unfinished] == [_doc(1), _doc(2)]
+            codec._SHARED_BODIES.clear()
+            found = await journal.find_executions(name="freezer_alarm", newest_first=False)
+            assert [row.doc for row in found] == [_doc(1), _doc(2)]
+            for free_text in ((), ("a",), ("n",)):
+                codec._SHARED_BODIES.clear()
+                page = await journal.search_executions(ExecutionQuery(free_text=free_text))
+                assert sorted(row.doc["input"]["n"] for row in page.rows) == [1, 2]
+                assert all(row.doc["definition"] == DEFINITION for row in page.rows)
