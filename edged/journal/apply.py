@@ -134,14 +134,17 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
         # The pinned definition is stored once, in meta, and referenced (see
         # SharedValues.encode_ref); every batch that references it writes it again
         # with INSERT OR IGNORE, so no batch depends on an earlier one having committed.
-        blob, ref = shared.encode_ref(doc, "definition")
-        if ref is not None:
-            referenced[ref[0]] = ref[1]
+        blob, refs = shared.encode_ref(doc, "definition")
+        referenced.update(refs)
         return bytearray(blob)
 
     def encode_task(doc: Any) -> bytearray:
+        if shared is None:
+            return bytearray(encode(doc))
         # a task's definition node and TaskDef are shared by every task made from them
-        return bytearray(encode(doc) if shared is None else shared.encode(doc, "wt", "taskdef"))
+        blob, refs = shared.encode_ref(doc, "wt", "taskdef")
+        referenced.update(refs)
+        return bytearray(blob)
 
     p = PreparedBatch(
         executions=[

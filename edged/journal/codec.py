@@ -285,42 +285,52 @@ class SharedValues:
         self._cache: OrderedDict[int, tuple[Any, _Nested]] = OrderedDict()
         self._refs: OrderedDict[int, tuple[Any, msgpack.ExtType, bytes]] = OrderedDict()
 
-    def encode_ref(self, doc: dict[str, Any], key: str) -> tuple[bytes, tuple[bytes, bytes] | None]:
-        """Encode `doc` with ``doc[key]`` replaced by a reference to its encoding.
+    def encode_ref(
+        self, doc: dict[str, Any], *keys: str
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """Encode `doc` with each ``doc[key]`` replaced by a reference to its encoding.
 
-        Returns the blob and ``(digest, body)``: the caller stores `body` under
-        `digest` (durably, with the blob) so that `decode` can follow the
-        reference later, in any process, once `remember_shared` has seen it.
-        An execution snapshot shrinks from ~1.7 KB to ~160 bytes this way: the
-        definition is written once instead of on every transition.  Falls back
-        to `encode` (inline, no reference) when there is nothing worth sharing
-        or the document is too deep to pack directly.
+        Returns the blob and the ``(digest, body)`` of each reference: the
+        caller stores every `body` under its `digest` (durably, with the blob)
+        so that `decode` can follow the reference later, in any process, once
+        `remember_shared` has seen it.  An execution snapshot shrinks from
+        ~1.7 KB to ~160 bytes this way (its definition is written once instead
+        of on every transition), a task document from ~570 to ~190 (its
+        definition node and TaskDef).  Values not worth sharing stay inline; a
+        document too deep to pack directly is encoded inline (`encode`).
         """
-        value = doc.get(key)
-        if not isinstance(value, dict) or not value:
-            return self.encode(doc), None
-        found = self._refs.get(id(value))
-        if found is None or found[0] is not value:
-            ext = self._nested(value).ext
-            assert ext is not None
-            body = ext.data
-            digest = hashlib.sha1(body).digest()
-            remember_shared(digest, body)
-            found = (value, msgpack.ExtType(EXT_SHARED_REF, digest), body)
-            self._refs[id(value)] = found
-            if len(self._refs) > self.max_entries:
-                self._refs.popitem(last=False)
-        else:
-            self._refs.move_to_end(id(value))
-        spliced = dict(doc)
-        spliced[key] = found[1]
+        spliced: dict[str, Any] | None = None
+        refs: list[tuple[bytes, bytes]] = []
+        for key in keys:
+            value = doc.get(key)
+            if not isinstance(value, dict) or not value:
+                continue
+            found = self._refs.get(id(value))
+            if found is None or found[0] is not value:
+                ext = self._nested(value).ext
+                assert ext is not None
+                body = ext.data
+                digest = hashlib.sha1(body).digest()
+                remember_shared(digest, body)
+                found = (value, msgpack.ExtType(EXT_SHARED_REF, digest), body)
+                self._refs[id(value)] = found
+                if len(self._refs) > self.max_entries:
+                    self._refs.popitem(last=False)
+            else:
+                self._refs.move_to_end(id(value))
+            if spliced is None:
+                spliced = dict(doc)
+            spliced[key] = found[1]
+            refs.append((found[1].data, found[2]))
+        if spliced is None:
+            return encode(doc), refs
         try:
             blob = _pack(spliced)
         except ValueError:
-            return self.encode(doc, key), None  # too deep for msgpack: split inline
+            return self.encode(doc, *keys), []  # too deep for msgpack: split, inline
         if len(blob) >= _DEPTH_CHECK_MIN_BYTES and not _fits_unpacker(blob):
-            return self.encode(doc, key), None
-        return blob, (found[1].data, found[2])
+            return self.encode(doc, *keys), []
+        return blob, refs
 
     def encode(self, doc: dict[str, Any], *keys: str) -> bytes:
         """Encode `doc`, splicing in the cached encodings of ``doc[key]`` for each key."""

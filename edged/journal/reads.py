@@ -104,7 +104,9 @@ def _tasks_of(conn: sqlite3.Connection, workflow_id: str) -> list[TaskRow]:
         "SELECT task_id, workflow_id, seq, status, doc FROM tasks WHERE workflow_id = ? ORDER BY seq",
         (workflow_id,),
     )
-    return [TaskRow(t, w, s, st, decode(d)) for t, w, s, st, d in rows]
+    found = rows.fetchall()
+    docs = with_shared_values(conn, lambda: decode_many([row[4] for row in found]))
+    return [TaskRow(t, w, s, st, doc) for (t, w, s, st, _), doc in zip(found, docs, strict=True)]
 
 
 def load_unfinished(conn: sqlite3.Connection) -> list[tuple[ExecutionRow, list[TaskRow]]]:
@@ -137,7 +139,7 @@ def _assemble(
     conn: sqlite3.Connection, executions: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]
 ) -> list[tuple[ExecutionRow, list[TaskRow]]]:
     by_id: dict[str, list[TaskRow]] = {row[0]: [] for row in executions}
-    docs = decode_many([row[4] for row in tasks])
+    docs = with_shared_values(conn, lambda: decode_many([row[4] for row in tasks]))
     for (task_id, workflow_id, seq, status, _), doc in zip(tasks, docs, strict=True):
         by_id[workflow_id].append(TaskRow(task_id, workflow_id, seq, status, doc))
     for task_rows in by_id.values():

@@ -11,7 +11,7 @@ import pytest
 import trio
 from journal_builders import execution
 
-from edged.journal import Batch, codec, open_journal
+from edged.journal import Batch, TaskRow, codec, open_journal
 from edged.journal.apply import prepare
 from edged.journal.codec import EXT_SHARED_REF, MissingSharedValue, SharedValues, decode
 from edged.journal.search import ExecutionQuery
@@ -23,6 +23,15 @@ DEFINITION: dict[str, Any] = {
         {"name": f"step{i}", "taskReferenceName": f"s{i}", "type": "SIMPLE"} for i in range(20)
     ],
 }
+
+
+WT: dict[str, Any] = {"name": "step0", "taskReferenceName": "s0", "inputParameters": {"x": 1}}
+TASKDEF: dict[str, Any] = {"name": "step0", "retryCount": 3, "responseTimeoutSeconds": 3600}
+
+
+def _task(workflow_id: str) -> TaskRow:
+    doc = {"taskId": f"{workflow_id}/t", "wt": WT, "taskdef": TASKDEF, "input": {"x": 1}}
+    return TaskRow(f"{workflow_id}/t", workflow_id, 1, "SCHEDULED", doc)
 
 
 def _doc(n: int) -> dict[str, Any]:
@@ -37,29 +46,29 @@ def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_encoded_reference_decodes_to_the_value() -> None:
     shared = SharedValues()
-    blob, ref = shared.encode_ref(_doc(1), "definition")
-    assert ref is not None
-    assert len(ref[0]) == 20  # a SHA-1
-    assert len(blob) < 100 < len(ref[1])
+    blob, refs = shared.encode_ref(_doc(1), "definition")
+    [(digest, body)] = refs
+    assert len(digest) == 20  # a SHA-1
+    assert len(blob) < 100 < len(body)
     assert decode(blob) == _doc(1)
     again, same = shared.encode_ref(_doc(2), "definition")
-    assert same == ref and decode(again) == _doc(2)
+    assert same == refs and decode(again) == _doc(2)
     assert decode(blob)["definition"] is not decode(blob)["definition"]  # fresh copies
 
 
 def test_nothing_worth_sharing_stays_inline() -> None:
     docs: list[dict[str, Any]] = [{"input": {}}, {"definition": {}}, {"definition": "x"}]
     for doc in docs:
-        blob, ref = SharedValues().encode_ref(doc, "definition")
-        assert ref is None and decode(blob) == doc
+        blob, refs = SharedValues().encode_ref(doc, "definition")
+        assert refs == [] and decode(blob) == doc
 
 
 def test_a_doc_too_deep_around_the_definition_is_split_inline() -> None:
     deep: Any = []
     for _ in range(1_030):
         deep = [deep]
-    blob, ref = SharedValues().encode_ref({**_doc(1), "input": deep}, "definition")
-    assert ref is None
+    blob, refs = SharedValues().encode_ref({**_doc(1), "input": deep}, "definition")
+    assert refs == []
     assert decode(blob)["definition"] == DEFINITION
 
 
@@ -83,21 +92,31 @@ async def test_a_restarted_process_reads_referenced_definitions(
     with trio.fail_after(10):
         async with open_journal(path) as journal:
             await journal.commit(
-                Batch(executions=[execution("a", doc=_doc(1)), execution("b", doc=_doc(2))])
+                Batch(
+                    executions=[execution("a", doc=_doc(1)), execution("b", doc=_doc(2))],
+                    tasks=[_task("a"), _task("b")],
+                )
             )
     conn = sqlite3.connect(path)
     sizes = [len(blob) for (blob,) in conn.execute("SELECT doc FROM executions")]
     assert max(sizes) < 100  # the definition is not in the rows
-    assert conn.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'shared:%'").fetchone() == (1,)
+    sizes = [len(blob) for (blob,) in conn.execute("SELECT doc FROM tasks")]
+    assert max(sizes) < 100  # nor the definition node and TaskDef
+    assert conn.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'shared:%'").fetchone() == (3,)
     conn.close()
     codec._SHARED_BODIES.clear()
     with trio.fail_after(10):
         async with open_journal(path) as journal:
             loaded = await journal.load_execution("a")
             assert loaded is not None and loaded[0].doc == _doc(1)
+            assert [t.doc for t in loaded[1]] == [_task("a").doc]
             codec._SHARED_BODIES.clear()
             unfinished = await journal.load_unfinished()
             assert [row.doc for row, _ in unfinished] == [_doc(1), _doc(2)]
+            assert [[t.doc for t in tasks] for _, tasks in unfinished] == [
+                [_task("a").doc],
+                [_task("b").doc],
+            ]
             codec._SHARED_BODIES.clear()
             found = await journal.find_executions(name="freezer_alarm", newest_first=False)
             assert [row.doc for row in found] == [_doc(1), _doc(2)]
