@@ -88,6 +88,10 @@ _NEVER_MS = 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+_EXECUTION_SHARED = ("definition",)
+_TASK_SHARED = ("wt", "taskdef")
+
+
 def shared_key(digest: bytes) -> str:
     """The meta key of a shared value (see `SharedValues.encode_ref`)."""
     return f"shared:{digest.hex()}"
@@ -134,17 +138,13 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
         # The pinned definition is stored once, in meta, and referenced (see
         # SharedValues.encode_ref); every batch that references it writes it again
         # with INSERT OR IGNORE, so no batch depends on an earlier one having committed.
-        blob, refs = shared.encode_ref(doc, "definition")
-        referenced.update(refs)
-        return bytearray(blob)
+        return bytearray(shared.encode_ref(doc, _EXECUTION_SHARED, referenced))
 
     def encode_task(doc: Any) -> bytearray:
         if shared is None:
             return bytearray(encode(doc))
         # a task's definition node and TaskDef are shared by every task made from them
-        blob, refs = shared.encode_ref(doc, "wt", "taskdef")
-        referenced.update(refs)
-        return bytearray(blob)
+        return bytearray(shared.encode_ref(doc, _TASK_SHARED, referenced))
 
     p = PreparedBatch(
         executions=[

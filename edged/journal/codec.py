@@ -283,16 +283,17 @@ class SharedValues:
     def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
         self._cache: OrderedDict[int, tuple[Any, _Nested]] = OrderedDict()
-        self._refs: OrderedDict[int, tuple[Any, msgpack.ExtType, bytes]] = OrderedDict()
+        # id -> (value, reference ext, digest, body); the value is held so its id stays unique
+        self._refs: dict[int, tuple[Any, msgpack.ExtType, bytes, bytes]] = {}
 
     def encode_ref(
-        self, doc: dict[str, Any], *keys: str
-    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        self, doc: dict[str, Any], keys: tuple[str, ...], refs: dict[bytes, bytes]
+    ) -> bytes:
         """Encode `doc` with each ``doc[key]`` replaced by a reference to its encoding.
 
-        Returns the blob and the ``(digest, body)`` of each reference: the
-        caller stores every `body` under its `digest` (durably, with the blob)
-        so that `decode` can follow the reference later, in any process, once
+        Adds the ``digest: body`` of each reference to `refs`: the caller stores
+        every `body` under its `digest` (durably, with the blob) so that
+        `decode` can follow the reference later, in any process, once
         `remember_shared` has seen it.  An execution snapshot shrinks from
         ~1.7 KB to ~160 bytes this way (its definition is written once instead
         of on every transition), a task document from ~570 to ~190 (its
@@ -300,37 +301,44 @@ class SharedValues:
         document too deep to pack directly is encoded inline (`encode`).
         """
         spliced: dict[str, Any] | None = None
-        refs: list[tuple[bytes, bytes]] = []
+        found_refs = self._refs
+        added: list[bytes] = []
         for key in keys:
             value = doc.get(key)
-            if not isinstance(value, dict) or not value:
+            if type(value) is not dict or not value:
                 continue
-            found = self._refs.get(id(value))
+            found = found_refs.get(id(value))
             if found is None or found[0] is not value:
-                ext = self._nested(value).ext
-                assert ext is not None
-                body = ext.data
-                digest = hashlib.sha1(body).digest()
-                remember_shared(digest, body)
-                found = (value, msgpack.ExtType(EXT_SHARED_REF, digest), body)
-                self._refs[id(value)] = found
-                if len(self._refs) > self.max_entries:
-                    self._refs.popitem(last=False)
-            else:
-                self._refs.move_to_end(id(value))
+                found = self._new_ref(value)
             if spliced is None:
                 spliced = dict(doc)
             spliced[key] = found[1]
-            refs.append((found[1].data, found[2]))
+            if found[2] not in refs:
+                refs[found[2]] = found[3]
+                added.append(found[2])
         if spliced is None:
-            return encode(doc), refs
+            return encode(doc)
         try:
             blob = _pack(spliced)
         except ValueError:
-            return self.encode(doc, *keys), []  # too deep for msgpack: split, inline
-        if len(blob) >= _DEPTH_CHECK_MIN_BYTES and not _fits_unpacker(blob):
-            return self.encode(doc, *keys), []
-        return blob, refs
+            blob = None  # too deep for msgpack
+        if blob is None or (len(blob) >= _DEPTH_CHECK_MIN_BYTES and not _fits_unpacker(blob)):
+            for digest in added:  # nothing references them after all
+                del refs[digest]
+            return self.encode(doc, *keys)  # split, inline
+        return blob
+
+    def _new_ref(self, value: dict[str, Any]) -> tuple[Any, msgpack.ExtType, bytes, bytes]:
+        ext = self._nested(value).ext
+        assert ext is not None
+        body = ext.data
+        digest = hashlib.sha1(body).digest()
+        remember_shared(digest, body)
+        found = (value, msgpack.ExtType(EXT_SHARED_REF, digest), digest, body)
+        if len(self._refs) >= self.max_entries:
+            self._refs.clear()  # a miss only costs packing the value again
+        self._refs[id(value)] = found
+        return found
 
     def encode(self, doc: dict[str, Any], *keys: str) -> bytes:
         """Encode `doc`, splicing in the cached encodings of ``doc[key]`` for each key."""

@@ -46,12 +46,14 @@ def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_encoded_reference_decodes_to_the_value() -> None:
     shared = SharedValues()
-    blob, refs = shared.encode_ref(_doc(1), "definition")
-    [(digest, body)] = refs
+    refs: dict[bytes, bytes] = {}
+    blob = shared.encode_ref(_doc(1), ("definition",), refs)
+    [(digest, body)] = refs.items()
     assert len(digest) == 20  # a SHA-1
     assert len(blob) < 100 < len(body)
     assert decode(blob) == _doc(1)
-    again, same = shared.encode_ref(_doc(2), "definition")
+    same: dict[bytes, bytes] = {}
+    again = shared.encode_ref(_doc(2), ("definition",), same)
     assert same == refs and decode(again) == _doc(2)
     assert decode(blob)["definition"] is not decode(blob)["definition"]  # fresh copies
 
@@ -59,16 +61,18 @@ def test_an_encoded_reference_decodes_to_the_value() -> None:
 def test_nothing_worth_sharing_stays_inline() -> None:
     docs: list[dict[str, Any]] = [{"input": {}}, {"definition": {}}, {"definition": "x"}]
     for doc in docs:
-        blob, refs = SharedValues().encode_ref(doc, "definition")
-        assert refs == [] and decode(blob) == doc
+        refs: dict[bytes, bytes] = {}
+        blob = SharedValues().encode_ref(doc, ("definition",), refs)
+        assert refs == {} and decode(blob) == doc
 
 
 def test_a_doc_too_deep_around_the_definition_is_split_inline() -> None:
     deep: Any = []
     for _ in range(1_030):
         deep = [deep]
-    blob, refs = SharedValues().encode_ref({**_doc(1), "input": deep}, "definition")
-    assert refs == []
+    refs: dict[bytes, bytes] = {}
+    blob = SharedValues().encode_ref({**_doc(1), "input": deep}, ("definition",), refs)
+    assert refs == {}
     assert decode(blob)["definition"] == DEFINITION
 
 
