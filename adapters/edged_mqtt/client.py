@@ -110,6 +110,7 @@ class MqttClient:
         self._inflight = trio.Semaphore(settings.max_inflight)
         self._pending_pubs: dict[int, Waiter[ReasonCode]] = {}
         self._pending_subs: dict[int, Waiter[list[ReasonCode]]] = {}
+        self._pending_unsubs: dict[int, Waiter[bool]] = {}
         self._subscriptions: dict[str, int] = {}
         self._connected = False
         self._closed = False
@@ -291,6 +292,27 @@ class MqttClient:
                 return
             except _ConnectionLost:
                 continue
+
+    async def unsubscribe(self, topic_filter: str) -> None:
+        """Forget ``topic_filter`` (no resubscribe after a lost session) and unsubscribe it
+        at the broker; return once the broker acknowledged. Messages already received on
+        it are still delivered."""
+        self._subscriptions.pop(topic_filter, None)
+        while True:
+            await self.wait_connected()
+            rc, mid = self._paho.unsubscribe(topic_filter)
+            if rc != _OK or mid is None:
+                await trio.lowlevel.checkpoint()
+                continue
+            waiter: Waiter[bool] = Waiter()
+            self._pending_unsubs[mid] = waiter
+            try:
+                await waiter.wait()
+                return
+            except _ConnectionLost:
+                continue  # the session may still hold it: unsubscribe again once back
+            finally:
+                self._pending_unsubs.pop(mid, None)
 
     async def receive(self) -> MqttMessage:
         """The next received message (round-robin over subscriptions)."""
@@ -524,6 +546,9 @@ class MqttClient:
         for waiter in self._pending_subs.values():
             waiter.fail(_ConnectionLost())
         self._pending_subs.clear()
+        for unsub in self._pending_unsubs.values():
+            unsub.fail(_ConnectionLost())
+        self._pending_unsubs.clear()
         self._state_lot.unpark_all()
         if not self._closing:
             log.warning(
@@ -584,6 +609,7 @@ class MqttClient:
         p.on_message = self._on_message
         p.on_publish = self._on_publish
         p.on_subscribe = self._on_subscribe
+        p.on_unsubscribe = self._on_unsubscribe
         p.on_socket_close = self._on_socket_close
         p.on_socket_register_write = self._on_register_write
         # Coalesce writes: paho sends each packet with its own send(); the writer task
@@ -674,6 +700,13 @@ class MqttClient:
         waiter = self._pending_subs.get(mid)
         if waiter is not None:
             waiter.succeed(codes)
+
+    def _on_unsubscribe(
+        self, client: Client, userdata: Any, mid: int, codes: Any, properties: Any
+    ) -> None:
+        waiter = self._pending_unsubs.get(mid)
+        if waiter is not None:
+            waiter.succeed(True)
 
     def _on_message(self, client: Client, userdata: Any, raw: MQTTMessage) -> None:
         # An exception here would escape loop_read and end the connection: contain it.
