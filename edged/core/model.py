@@ -276,22 +276,34 @@ class Workflow:
         return None
 
     def to_doc(self) -> dict[str, Any]:
-        return {
+        """The journal's document; fields at their default are left out (see `Task.to_doc`)."""
+        doc: dict[str, Any] = {
             "definition": self.definition,
             "input": self.input,
-            "output": self.output,
-            "variables": self.variables,
-            "priority": self.priority,
-            "parentTaskId": self.parent_task_id,
-            "reason": self.reason,
-            "failedRefs": self.failed_refs,
-            "taskToDomain": self.task_to_domain,
-            "failureWorkflowId": self.failure_workflow_id,
+            "output": self.output,  # search summaries print it, `{}` included
             "nextSeq": self.next_seq,
-            "deferred": self.deferred,
-            "rootDone": self.root_done,
-            "lastEventId": self.last_event_id,
         }
+        if self.variables:
+            doc["variables"] = self.variables
+        if self.priority:
+            doc["priority"] = self.priority
+        if self.parent_task_id is not None:
+            doc["parentTaskId"] = self.parent_task_id
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        if self.failed_refs:
+            doc["failedRefs"] = self.failed_refs
+        if self.task_to_domain:
+            doc["taskToDomain"] = self.task_to_domain
+        if self.failure_workflow_id is not None:
+            doc["failureWorkflowId"] = self.failure_workflow_id
+        if self.deferred:
+            doc["deferred"] = self.deferred
+        if self.root_done:
+            doc["rootDone"] = self.root_done
+        if self.last_event_id is not None:
+            doc["lastEventId"] = self.last_event_id
+        return doc
 
     @classmethod
     def from_doc(
@@ -308,6 +320,7 @@ class Workflow:
         doc: dict[str, Any],
         tasks: list[Task],
     ) -> Workflow:
+        get = doc.get
         return cls(
             workflow_id=workflow_id,
             definition=doc["definition"],
@@ -315,22 +328,22 @@ class Workflow:
             input=doc["input"],
             created_ms=created_ms,
             output=doc["output"],
-            variables=doc["variables"],
+            variables=get("variables") or {},
             correlation_id=correlation_id,
-            priority=doc["priority"],
+            priority=get("priority", 0),
             parent_id=parent_id,
-            parent_task_id=doc["parentTaskId"],
+            parent_task_id=get("parentTaskId"),
             updated_ms=updated_ms,
             ended_ms=ended_ms or 0,
-            reason=doc["reason"],
-            failed_refs=doc["failedRefs"],
-            task_to_domain=doc["taskToDomain"],
+            reason=get("reason"),
+            failed_refs=get("failedRefs") or [],
+            task_to_domain=get("taskToDomain") or {},
             idempotency_key=idempotency_key,
-            failure_workflow_id=doc["failureWorkflowId"],
+            failure_workflow_id=get("failureWorkflowId"),
             next_seq=doc["nextSeq"],
-            deferred=doc["deferred"],
-            root_done=doc["rootDone"],
-            last_event_id=doc["lastEventId"],
+            deferred=get("deferred") or [],
+            root_done=get("rootDone", False),
+            last_event_id=get("lastEventId"),
             tasks=tasks,
         )
 

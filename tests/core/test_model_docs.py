@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edged.core.model import Task, TaskStatus
+from edged.core.model import Task, TaskStatus, Workflow, WorkflowStatus
 from edged.journal.codec import decode, encode
 
 
@@ -100,3 +100,57 @@ def test_defaults_read_back_as_fresh_containers() -> None:
     one.logs.append({"log": "y"})
     one.timers.append("k")
     assert (two.output, two.logs, two.timers) == ({}, [], [])
+
+
+def _workflow(busy: bool) -> Workflow:
+    wf = Workflow(
+        workflow_id="w",
+        definition={"name": "d", "tasks": []},
+        status=WorkflowStatus.RUNNING,
+        input={"n": 1},
+        created_ms=1,
+        updated_ms=2,
+    )
+    if busy:
+        wf.output, wf.variables, wf.priority = {"o": 1}, {"v": 2}, 3
+        wf.parent_task_id, wf.reason, wf.failed_refs = "pt", "", ["a"]
+        wf.task_to_domain, wf.failure_workflow_id = {"*": "x"}, "fw"
+        wf.next_seq, wf.deferred, wf.root_done, wf.last_event_id = 4, ["t1"], True, "e"
+    return wf
+
+
+def _full_workflow_doc(wf: Workflow) -> dict[str, Any]:
+    """An execution document as edged wrote it before defaults were left out."""
+    return {
+        "definition": wf.definition,
+        "input": wf.input,
+        "output": wf.output,
+        "variables": wf.variables,
+        "priority": wf.priority,
+        "parentTaskId": wf.parent_task_id,
+        "reason": wf.reason,
+        "failedRefs": wf.failed_refs,
+        "taskToDomain": wf.task_to_domain,
+        "failureWorkflowId": wf.failure_workflow_id,
+        "nextSeq": wf.next_seq,
+        "deferred": wf.deferred,
+        "rootDone": wf.root_done,
+        "lastEventId": wf.last_event_id,
+    }
+
+
+def _read_workflow(doc: dict[str, Any]) -> Workflow:
+    return Workflow.from_doc(
+        workflow_id="w", status="RUNNING", parent_id=None, correlation_id=None,
+        idempotency_key=None, created_ms=1, updated_ms=2, ended_ms=None,
+        doc=decode(encode(doc)), tasks=[],
+    )  # fmt: skip
+
+
+def test_workflow_documents_round_trip_compact_and_complete() -> None:
+    for busy in (False, True):
+        wf = _workflow(busy)
+        assert _read_workflow(wf.to_doc()) == wf
+        assert _read_workflow(_full_workflow_doc(wf)) == wf
+    assert set(_workflow(False).to_doc()) == {"definition", "input", "output", "nextSeq"}
+    assert _workflow(True).to_doc().keys() == _full_workflow_doc(_workflow(True)).keys()
