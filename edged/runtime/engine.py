@@ -147,6 +147,11 @@ class EngineSettings:
     recent_cache: int = 512
     retry_pause_s: float = 1.0
     step_budget: int = 2000
+    # An acknowledgement alone (a delivered outbox row, nothing else to apply) waits up to
+    # this long to ride on the next batch instead of costing a commit of its own; until it
+    # is durable a crash re-sends the row, which delivery is at least once anyway.
+    ack_linger_s: float = 0.25
+    ack_linger_max: int = 256
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -176,6 +181,7 @@ class _Flight:
     created: list[Workflow]
     ended: list[Workflow]  # terminal when decided: retired once durable
     ended_tasks: list[str]  # polled tasks over when decided: slots freed once durable
+    acks: list[int]  # lingering acknowledgements this batch carries (see EngineSettings)
     done: Completion | None = None
     error: BaseException | None = None  # could not even be queued
     started: float = 0.0
@@ -211,6 +217,8 @@ class Engine:
         self.listeners: list[Callable[[Workflow, list[tuple[int, HistoryEvent]]], None]] = []
         self._internal: collections.deque[Op] = collections.deque()
         self._external: collections.deque[Op] = collections.deque()
+        self._acks: list[int] = []  # lingering outbox acknowledgements (see `post`)
+        self._acks_since = 0.0
         self._slots = trio.Semaphore(self.settings.max_external_ops)
         self._wake = trio.Event()
         self._inflight: collections.deque[_Flight] = collections.deque()
@@ -226,16 +234,39 @@ class Engine:
 
     def busy(self) -> bool:
         """Ops are queued or a batch is being applied/committed."""
-        return bool(self._internal or self._external or self._processing or self._inflight)
+        return bool(
+            self._internal or self._external or self._acks or self._processing or self._inflight
+        )
 
     def queue_depths(self) -> tuple[int, int]:
         """(internal, external) ops waiting for the owner task (for /metrics)."""
         return len(self._internal), len(self._external)
 
     def post(self, op: Op) -> None:
-        """Queue an internal op (never blocks; the sources are bounded)."""
+        """Queue an internal op (never blocks; the sources are bounded).
+
+        An op that only acknowledges an outbox row lingers instead: it joins the next
+        batch decided for any other reason, or its own once `ack_linger_s` has passed or
+        `ack_linger_max` are waiting (at low rates this halves the commits of an MQTT
+        echo: the PUBACK of one reply rides on the next message's start).
+        """
+        if op.ack is not None and op.event is None and op.create is None and op.reply is None:
+            if not self._acks:
+                self._acks_since = trio.current_time()
+                self._wake.set()  # the owner starts counting the linger
+            self._acks.append(op.ack)
+            if len(self._acks) >= self.settings.ack_linger_max:
+                self._wake.set()
+            return
         self._internal.append(op)
         self._wake.set()
+
+    def _acks_due(self) -> bool:
+        acks = self._acks
+        return bool(acks) and (
+            len(acks) >= self.settings.ack_linger_max
+            or trio.current_time() - self._acks_since >= self.settings.ack_linger_s
+        )
 
     async def submit(self, op: Op) -> Any:
         """Queue an external op and wait for its durable result."""
@@ -286,16 +317,19 @@ class Engine:
                     await self._settle_head()
                 finally:
                     self._processing = False
-            if (self._internal or self._external) and len(inflight) < self.settings.max_inflight:
+            if (self._internal or self._external or self._acks_due()) and len(
+                inflight
+            ) < self.settings.max_inflight:
                 ops: list[Op] = []
                 while self._internal and len(ops) < self.settings.max_batch:
                     ops.append(self._internal.popleft())
                 while self._external and len(ops) < self.settings.max_batch:
                     ops.append(self._external.popleft())
                     self._slots.release()
+                acks, self._acks = self._acks, []
                 self._processing = True
                 try:
-                    flight = self._decide(ops)
+                    flight = self._decide(ops, acks)
                     if flight is not None:
                         await self._submit_commit(flight)
                     else:
@@ -304,7 +338,11 @@ class Engine:
                     self._processing = False  # busy() counts the batches in flight itself
                 continue
             self._wake = trio.Event()
-            await self._wake.wait()
+            if self._acks and len(inflight) < self.settings.max_inflight:
+                with trio.move_on_at(self._acks_since + self.settings.ack_linger_s):
+                    await self._wake.wait()
+            else:
+                await self._wake.wait()
 
     def _wake_owner(self) -> None:
         self._wake.set()
@@ -312,9 +350,13 @@ class Engine:
     def _lookup(self, workflow_id: str) -> Workflow | None:
         return self.live.get(workflow_id) or self.recent.get(workflow_id)
 
-    def _decide(self, ops: list[Op]) -> _Flight | None:
-        """Apply `ops` through the decider and gather ONE journal batch (no I/O, no await)."""
-        batch = Batch()
+    def _decide(self, ops: list[Op], acks: list[int] | None = None) -> _Flight | None:
+        """Apply `ops` through the decider and gather ONE journal batch (no I/O, no await).
+
+        `acks` are lingering outbox acknowledgements (see `post`) the batch also carries.
+        """
+        acks = acks or []
+        batch = Batch(outbox_acked=list(acks))
         touched: dict[str, Workflow] = {}
         tasks: dict[str, tuple[Workflow, Task]] = {}
         removed: list[str] = []
@@ -393,7 +435,7 @@ class Engine:
             else []
         )
         return _Flight(
-            ops, batch, touched, commands, outbox_cmds, replies, created, ended, ended_tasks,
+            ops, batch, touched, commands, outbox_cmds, replies, created, ended, ended_tasks, acks,
         )  # fmt: skip
 
     async def _submit_commit(self, flight: _Flight) -> None:
@@ -464,6 +506,11 @@ class Engine:
                 await flight.done.event.wait()
         self._chain += 1
         self.stats.undone += len(flights)
+        lost_acks = [ack for flight in flights for ack in flight.acks]
+        if lost_acks:  # back in line: they ride on the retried batch (or linger again)
+            if not self._acks:
+                self._acks_since = trio.current_time()
+            self._acks[:0] = lost_acks
         ops: list[Op] = []
         touched: dict[str, Workflow] = {}
         created: list[Workflow] = []
