@@ -291,7 +291,7 @@ class Transition:
         if taskdef and isinstance(taskdef.get("inputTemplate"), dict) and taskdef["inputTemplate"]:
             params = {**taskdef["inputTemplate"], **(params if isinstance(params, dict) else {})}
         task_input: dict[str, Any] = {}
-        if resolve_input and isinstance(params, dict):
+        if resolve_input and isinstance(params, dict) and params:
             resolved = resolve(params, ExpressionContext(wf), task_id=task_id, env=self.decider.env)
             if isinstance(resolved, dict):
                 task_input = resolved
@@ -400,8 +400,10 @@ class Transition:
         ):
             self.arm_timer(task, "delay", task.scheduled_ms + task.start_delay_s * 1000)
             return
-        self.arm_timeouts(task)
-        poll_s = self.decider.timeouts(task.taskdef).poll_s
+        timeouts = self.decider.timeouts(task.taskdef)
+        if timeouts.timeout_s or timeouts.response_s:
+            self.arm_timeouts(task)  # (a SCHEDULED task gets no response timer: see there)
+        poll_s = timeouts.poll_s
         if poll_s and task.status is TaskStatus.SCHEDULED and task.task_type not in OPERATOR_TYPES:
             # Conductor's checkTaskPollTimeout: a queued task nobody polls in time
             # times out (by its timeoutPolicy); measured from when it became pollable.

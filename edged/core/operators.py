@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edged.core import forks
+from edged.core import forks, loops
 from edged.core import schedule_basic as basic
 from edged.core.model import OPERATOR_TYPES, Task, TaskStatus, WorkflowStatus, with_iteration
 from edged.core.policies import max_retries, retry_delay_s
@@ -225,8 +225,6 @@ def _retry_operator(tr: Transition, task: Task) -> Task:
 
 
 def advance(tr: Transition, task: Task) -> None:
-    from edged.core import loops
-
     wf = tr.wf
     base_ref = task.base_ref
     slot = tr.index.slot(base_ref)

@@ -143,18 +143,16 @@ class _Resolver:
     def walk(self, value: Any) -> Any:
         kind = type(value)  # exact type checks first: this runs for every template value
         if kind is str:
-            if "${" not in value:
-                return value
-            template = _compile(value)
-            ref = template.lone
-            if ref is not None and ref.path is not None and ref.path.root is not None:
-                found = self.ctx.get(ref.path.root, MISSING)
-                if found is MISSING:
-                    found = self.env.get(ref.path.root, MISSING)
-                return _copy(ref.path.read(found))
-            return self.render(template, top=True)
+            return self.walk_str(value)
         if kind is dict:
-            return {key: self.walk(item) for key, item in value.items()}
+            # inputParameters: mostly strings, handled here without a walk() call each
+            out = {}
+            for key, item in value.items():
+                if type(item) is str:
+                    out[key] = item if "${" not in item else self.walk_str(item)
+                else:
+                    out[key] = self.walk(item)
+            return out
         if kind is list:
             return [self.walk(item) for item in value]
         if isinstance(value, str):
@@ -164,6 +162,20 @@ class _Resolver:
         if isinstance(value, (list, tuple)):
             return [self.walk(item) for item in value]
         return value
+
+    def walk_str(self, value: str) -> Any:
+        if "${" not in value:
+            return value
+        template = _compile(value)
+        ref = template.lone
+        if ref is not None:
+            path = ref.path
+            if path is not None and path.root is not None:
+                found = self.ctx.get(path.root, MISSING)
+                if found is MISSING:
+                    found = self.env.get(path.root, MISSING)
+                return _copy(path.read(found))
+        return self.render(template, top=True)
 
     def render(self, template: _Template, *, top: bool) -> Any:
         if template.whole and top:
