@@ -35,7 +35,12 @@ async def test_unsubscribed_filter_gets_nothing_even_after_reconnect(
             await sub.wait_connected()
             await pub.publish("drop/3", b"after reconnect", qos=1)
             await pub.publish("keep/2", b"kept again", qos=1)
-            message = await sub.receive()
-            assert (message.topic, message.payload) == ("keep/2", b"kept again")
+            # keep/1 may come again (its PUBACK may not have left before the drop), but
+            # nothing on drop/# may
+            seen = []
+            while not seen or seen[-1] != ("keep/2", b"kept again"):
+                message = await sub.receive()
+                seen.append((message.topic, message.payload))
+            assert all(topic.startswith("keep/") for topic, _ in seen), seen
             # unsubscribing a filter the broker does not hold is harmless
             await sub.unsubscribe("never/subscribed")
