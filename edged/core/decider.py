@@ -374,16 +374,19 @@ class Transition:
         self.emit(StartTimer(key, self.wf.workflow_id, fire_at_ms))
         self.changed(task)
 
-    def arm_timeouts(self, task: Task) -> None:
-        timeout_s = self.decider.timeouts(task.taskdef).timeout_s
-        if timeout_s:
-            self.arm_timer(task, "tt", (task.start_ms or self.at_ms) + timeout_s * 1000)
-        self.arm_response_timer(task)
+    def arm_timeouts(self, task: Task, timeouts: Timeouts | None = None) -> None:
+        if timeouts is None:
+            timeouts = self.decider.timeouts(task.taskdef)
+        if timeouts.timeout_s:
+            self.arm_timer(task, "tt", (task.start_ms or self.at_ms) + timeouts.timeout_s * 1000)
+        self.arm_response_timer(task, timeouts)
 
-    def arm_response_timer(self, task: Task) -> None:
+    def arm_response_timer(self, task: Task, timeouts: Timeouts | None = None) -> None:
         # Conductor checks responseTimeoutSeconds only for IN_PROGRESS tasks (a worker
         # polled it and must keep updating it); a SCHEDULED task is not answerable yet.
-        response_s = self.decider.timeouts(task.taskdef).response_s
+        if timeouts is None:
+            timeouts = self.decider.timeouts(task.taskdef)
+        response_s = timeouts.response_s
         if (
             response_s
             and task.status is TaskStatus.IN_PROGRESS
@@ -402,7 +405,7 @@ class Transition:
             return
         timeouts = self.decider.timeouts(task.taskdef)
         if timeouts.timeout_s or timeouts.response_s:
-            self.arm_timeouts(task)  # (a SCHEDULED task gets no response timer: see there)
+            self.arm_timeouts(task, timeouts)  # (a SCHEDULED task gets no response timer)
         poll_s = timeouts.poll_s
         if poll_s and task.status is TaskStatus.SCHEDULED and task.task_type not in OPERATOR_TYPES:
             # Conductor's checkTaskPollTimeout: a queued task nobody polls in time

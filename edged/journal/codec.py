@@ -129,26 +129,24 @@ def _ext_hook(code: int, data: bytes) -> Any:
 # Python's codec machinery (~35% slower overall); only a lone surrogate needs
 # that, so the strict packer goes first and the lenient one retries its
 # failures.  Both write identical UTF-8 for every other string.
-_packers = threading.local()
+class _Packers(threading.local):
+    """Each thread's pair, made on its first use (`threading.local` runs __init__ per thread)."""
+
+    def __init__(self) -> None:
+        self.strict = msgpack.Packer(default=_default)
+        self.lenient = msgpack.Packer(default=_default, unicode_errors="surrogatepass")
 
 
-def _thread_packers() -> tuple[msgpack.Packer, msgpack.Packer]:
-    packers: tuple[msgpack.Packer, msgpack.Packer] | None = getattr(_packers, "pair", None)
-    if packers is None:
-        packers = _packers.pair = (
-            msgpack.Packer(default=_default),
-            msgpack.Packer(default=_default, unicode_errors="surrogatepass"),
-        )
-    return packers
+_packers = _Packers()
 
 
 def _pack(value: Any) -> bytes:
-    strict, lenient = _thread_packers()
+    packers = _packers
     try:
         try:
-            blob: bytes = strict.pack(value)
+            blob: bytes = packers.strict.pack(value)
         except UnicodeEncodeError:
-            blob = lenient.pack(value)
+            blob = packers.lenient.pack(value)
     except TypeError as exc:
         # msgpack raises TypeError for non-str dict keys and the like.
         raise PayloadNotJSON(f"not a JSON value: {exc}") from exc
