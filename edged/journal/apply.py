@@ -132,19 +132,19 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
     # of the writer thread's time (measured with callgrind on a replay).
     referenced: dict[bytes, bytes] = {}
 
-    def encode_execution(doc: Any) -> bytearray:
+    def encode_execution(doc: Any, workflow_id: str) -> bytearray:
         if shared is None:
             return bytearray(encode(doc))
         # The pinned definition is stored once, in meta, and referenced (see
         # SharedValues.encode_ref); every batch that references it writes it again
         # with INSERT OR IGNORE, so no batch depends on an earlier one having committed.
-        return bytearray(shared.encode_ref(doc, _EXECUTION_SHARED, referenced))
+        return bytearray(shared.encode_ref(doc, _EXECUTION_SHARED, referenced, workflow_id))
 
-    def encode_task(doc: Any) -> bytearray:
+    def encode_task(doc: Any, task_id: str) -> bytearray:
         if shared is None:
             return bytearray(encode(doc))
         # a task's definition node and TaskDef are shared by every task made from them
-        return bytearray(shared.encode_ref(doc, _TASK_SHARED, referenced))
+        return bytearray(shared.encode_ref(doc, _TASK_SHARED, referenced, task_id))
 
     p = PreparedBatch(
         executions=[
@@ -159,12 +159,13 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
                 e.created_ms,
                 e.updated_ms,
                 e.ended_ms,
-                encode_execution(e.doc),
+                encode_execution(e.doc, e.workflow_id),
             )
             for e in batch.executions
         ],
         tasks=[
-            (t.task_id, t.workflow_id, t.seq, t.status, encode_task(t.doc)) for t in batch.tasks
+            (t.task_id, t.workflow_id, t.seq, t.status, encode_task(t.doc, t.task_id))
+            for t in batch.tasks
         ],
         history=[
             (h.workflow_id, h.at_ms, h.kind, bytearray(encode(h.body))) for h in batch.history

@@ -261,6 +261,26 @@ def decode_many(blobs: list[bytes]) -> list[Any]:
     return values
 
 
+class _SharedEntry:
+    """One value `SharedValues.encode_ref` has seen: inline until a second owner holds it."""
+
+    __slots__ = ("body", "digest", "inline", "owner", "ref", "value")
+
+    def __init__(self, value: Any, inline: msgpack.ExtType, owner: str) -> None:
+        self.value = value  # held, so that its id is not reused while cached
+        self.inline = inline  # EXT_NESTED with the packed value
+        self.body: bytes = inline.data
+        self.owner: str | None = owner  # None once shared
+        self.digest = b""
+        self.ref: msgpack.ExtType | None = None
+
+    def share(self) -> None:
+        self.digest = hashlib.sha1(self.body).digest()
+        remember_shared(self.digest, self.body)
+        self.ref = msgpack.ExtType(EXT_SHARED_REF, self.digest)
+        self.owner = None
+
+
 class SharedValues:
     """Encodings of big values that many payloads repeat, made once and reused.
 
@@ -282,61 +302,72 @@ class SharedValues:
         self.max_entries = max_entries
         self._cache: OrderedDict[int, tuple[Any, _Nested]] = OrderedDict()
         # id -> (value, reference ext, digest, body); the value is held so its id stays unique
-        self._refs: dict[int, tuple[Any, msgpack.ExtType, bytes, bytes]] = {}
+        self._refs: dict[int, _SharedEntry] = {}
 
     def encode_ref(
-        self, doc: dict[str, Any], keys: tuple[str, ...], refs: dict[bytes, bytes]
+        self, doc: dict[str, Any], keys: tuple[str, ...], refs: dict[bytes, bytes], owner: str
     ) -> bytes:
-        """Encode `doc` with each ``doc[key]`` replaced by a reference to its encoding.
+        """Encode `doc` with each shared ``doc[key]`` replaced by a reference to its encoding.
 
-        Adds the ``digest: body`` of each reference to `refs`: the caller stores
-        every `body` under its `digest` (durably, with the blob) so that
+        A value becomes shared once documents of two different `owner` s (two
+        executions for a definition, two tasks for a definition node) held it;
+        until then it is spliced in inline as `encode` does, so values that
+        belong to one execution only (a dynamic fork's nodes, an inline
+        definition) never leave rows behind when that execution is pruned.
+        Adds the ``digest: body`` of each reference to `refs`: the caller
+        stores every `body` under its `digest` (durably, with the blob) so that
         `decode` can follow the reference later, in any process, once
         `remember_shared` has seen it.  An execution snapshot shrinks from
         ~1.7 KB to ~160 bytes this way (its definition is written once instead
         of on every transition), a task document from ~570 to ~190 (its
-        definition node and TaskDef).  Values not worth sharing stay inline; a
-        document too deep to pack directly is encoded inline (`encode`).
+        definition node and TaskDef).  A document too deep to pack directly is
+        encoded inline (`encode`).
         """
         spliced: dict[str, Any] | None = None
-        found_refs = self._refs
+        cache = self._refs
         added: list[bytes] = []
+        opaque = 0
         for key in keys:
             value = doc.get(key)
             if type(value) is not dict or not value:
                 continue
-            found = found_refs.get(id(value))
-            if found is None or found[0] is not value:
-                found = self._new_ref(value)
+            entry = cache.get(id(value))
+            if entry is None or entry.value is not value:
+                entry = self._new_ref(value, owner)
+            elif entry.owner is not None and entry.owner != owner:
+                entry.share()
             if spliced is None:
                 spliced = dict(doc)
-            spliced[key] = found[1]
-            if found[2] not in refs:
-                refs[found[2]] = found[3]
-                added.append(found[2])
+            if entry.owner is None:  # shared
+                spliced[key] = entry.ref
+                if entry.digest not in refs:
+                    refs[entry.digest] = entry.body
+                    added.append(entry.digest)
+            else:
+                spliced[key] = entry.inline
+                opaque += len(entry.body)
         if spliced is None:
             return encode(doc)
         try:
             blob = _pack(spliced)
         except ValueError:
             blob = None  # too deep for msgpack
-        if blob is None or (len(blob) >= _DEPTH_CHECK_MIN_BYTES and not _fits_unpacker(blob)):
+        if blob is None or (
+            len(blob) - opaque >= _DEPTH_CHECK_MIN_BYTES and not _fits_unpacker(blob)
+        ):
             for digest in added:  # nothing references them after all
                 del refs[digest]
             return self.encode(doc, *keys)  # split, inline
         return blob
 
-    def _new_ref(self, value: dict[str, Any]) -> tuple[Any, msgpack.ExtType, bytes, bytes]:
-        ext = self._nested(value).ext
-        assert ext is not None
-        body = ext.data
-        digest = hashlib.sha1(body).digest()
-        remember_shared(digest, body)
-        found = (value, msgpack.ExtType(EXT_SHARED_REF, digest), digest, body)
+    def _new_ref(self, value: dict[str, Any], owner: str) -> _SharedEntry:
+        nested = self._nested(value)
+        assert nested.ext is not None
+        entry = _SharedEntry(value, nested.ext, owner)
         if len(self._refs) >= self.max_entries:
             self._refs.clear()  # a miss only costs packing the value again
-        self._refs[id(value)] = found
-        return found
+        self._refs[id(value)] = entry
+        return entry
 
     def encode(self, doc: dict[str, Any], *keys: str) -> bytes:
         """Encode `doc`, splicing in the cached encodings of ``doc[key]`` for each key."""

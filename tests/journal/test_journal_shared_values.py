@@ -46,34 +46,41 @@ def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_encoded_reference_decodes_to_the_value() -> None:
     shared = SharedValues()
+    first: dict[bytes, bytes] = {}
+    inline = shared.encode_ref(_doc(1), ("definition",), first, "wf-1")
+    assert first == {}  # one owner so far: spliced in inline, as `encode` does
+    assert inline == shared.encode(_doc(1), "definition") and decode(inline) == _doc(1)
     refs: dict[bytes, bytes] = {}
-    blob = shared.encode_ref(_doc(1), ("definition",), refs)
+    blob = shared.encode_ref(_doc(2), ("definition",), refs, "wf-2")
     [(digest, body)] = refs.items()
     assert len(digest) == 20  # a SHA-1
     assert len(blob) < 100 < len(body)
-    assert decode(blob) == _doc(1)
-    same: dict[bytes, bytes] = {}
-    again = shared.encode_ref(_doc(2), ("definition",), same)
-    assert same == refs and decode(again) == _doc(2)
+    assert decode(blob) == _doc(2)
+    again: dict[bytes, bytes] = {}
+    blob = shared.encode_ref(_doc(1), ("definition",), again, "wf-1")  # shared from now on
+    assert again == refs and decode(blob) == _doc(1)
     assert decode(blob)["definition"] is not decode(blob)["definition"]  # fresh copies
 
 
 def test_nothing_worth_sharing_stays_inline() -> None:
     docs: list[dict[str, Any]] = [{"input": {}}, {"definition": {}}, {"definition": "x"}]
     for doc in docs:
-        refs: dict[bytes, bytes] = {}
-        blob = SharedValues().encode_ref(doc, ("definition",), refs)
-        assert refs == {} and decode(blob) == doc
+        shared, refs = SharedValues(), dict[bytes, bytes]()
+        for owner in ("a", "b"):
+            blob = shared.encode_ref(doc, ("definition",), refs, owner)
+            assert refs == {} and decode(blob) == doc
 
 
 def test_a_doc_too_deep_around_the_definition_is_split_inline() -> None:
     deep: Any = []
     for _ in range(1_030):
         deep = [deep]
-    refs: dict[bytes, bytes] = {}
-    blob = SharedValues().encode_ref({**_doc(1), "input": deep}, ("definition",), refs)
-    assert refs == {}
-    assert decode(blob)["definition"] == DEFINITION
+    shared = SharedValues()
+    for owner in ("a", "b"):
+        refs: dict[bytes, bytes] = {}
+        blob = shared.encode_ref({**_doc(1), "input": deep}, ("definition",), refs, owner)
+        assert refs == {}
+        assert decode(blob)["definition"] == DEFINITION
 
 
 def test_an_unknown_reference_is_reported(new_process: None) -> None:
@@ -89,18 +96,25 @@ def test_every_batch_carries_what_it_references() -> None:
         assert len(prepare(batch, shared).shared_values) == 1
 
 
+def test_a_value_of_one_owner_stays_inline() -> None:
+    shared = SharedValues()
+    for n in range(3):  # one execution's snapshots, again and again
+        assert prepare(Batch(executions=[execution("a", doc=_doc(n))]), shared).shared_values == []
+
+
 async def test_a_restarted_process_reads_referenced_definitions(
     tmp_path: Path, new_process: None
 ) -> None:
     path = tmp_path / "journal.db"
     with trio.fail_after(10):
         async with open_journal(path) as journal:
-            await journal.commit(
-                Batch(
-                    executions=[execution("a", doc=_doc(1)), execution("b", doc=_doc(2))],
-                    tasks=[_task("a"), _task("b")],
+            for _ in range(2):  # b's rows share what a's held first; then a's do too
+                await journal.commit(
+                    Batch(
+                        executions=[execution("a", doc=_doc(1)), execution("b", doc=_doc(2))],
+                        tasks=[_task("a"), _task("b")],
+                    )
                 )
-            )
     conn = sqlite3.connect(path)
     sizes = [len(blob) for (blob,) in conn.execute("SELECT doc FROM executions")]
     assert max(sizes) < 100  # the definition is not in the rows
