@@ -17,7 +17,8 @@ way out).  A connection loops over one request/response cycle at a time:
    within ``body_timeout_s``.
 4. **respond**: the application gets one complete ``Request`` and returns a
    ``Response`` (sent with Content-Length, in one write) or a
-   ``StreamingResponse`` (chunked).  An exception from the application is
+   ``StreamingResponse`` (chunked; sent while the connection is watched, so
+   the peer closing it ends the stream at once).  An exception from the application is
    logged and becomes a generic 500: tracebacks never reach the client.
 5. **next**: when both sides are DONE and neither asked to close, h11 starts
    the next cycle; pipelined requests already in h11's buffer are served in
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field, replace
 
 import trio
 
-from edged.api.messages import AnyResponse, Request, error_response
+from edged.api.messages import AnyResponse, Request, StreamingResponse, error_response
 from edged.api.wire import HttpConnection, HttpLimits, PeerGone, Rejected
 
 log = logging.getLogger("edged.api.http")
@@ -241,7 +242,11 @@ class _Server:
                     stats.latency_sum_s += elapsed_s
                     if log.isEnabledFor(logging.DEBUG):
                         _log_request(request, status, elapsed_s)
-                    if not await wire.send_response(request, response):
+                    if isinstance(response, StreamingResponse):
+                        sent = await self.stream_watching(wire, request, response)
+                    else:
+                        sent = await wire.send_response(request, response)
+                    if not sent:
                         break
             if (timeout := wire.timed_out()) is not None:
                 raise timeout
@@ -275,6 +280,29 @@ class _Server:
         if response is None:
             raise PeerGone("client closed the connection while its request was served")
         return response
+
+    async def stream_watching(
+        self, wire: HttpConnection, request: Request, response: StreamingResponse
+    ) -> bool:
+        """Send a streaming response, ended as soon as the peer closes the connection.
+
+        A stream may idle for long between chunks (SSE): without the watch a
+        vanished client would hold its producer (an SSE subscriber slot) until
+        a write failed.  Cancelling the send runs the producer's ``aclose``.
+        """
+        sent: bool | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                await wire.wait_peer_closed()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            sent = await wire.send_response(request, response)
+            nursery.cancel_scope.cancel()
+        if sent is None:
+            raise PeerGone("client closed the connection during a streaming response")
+        return sent
 
     def log_rejection(self, rejected: Rejected, client: tuple[str, int] | None) -> None:
         now = time.monotonic()

@@ -17,7 +17,9 @@ TaskScheduled, TaskStatusChanged, TaskLogged, WorkflowStatusChanged, ...)
 and ``data:`` one JSON object ``{"id", "workflowId", "workflowName", "atMs",
 "kind", "data"}`` where ``data`` is the history body.  A comment line
 (``: keep-alive``) goes out every ``keepalive_s`` of silence so proxies keep
-the connection and a vanished client is noticed.
+the connection.  A client that closes its connection (EOF or reset) ends its
+stream at once, however quiet: the server reads the socket while it streams
+(``edged.api.http``) and cancels the body, whose ``aclose`` frees the slot.
 
 Theory of operation: the handler subscribes to the `Feed` *before* reading
 the journal.  Rows committed before the subscription are in the journal;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -235,9 +236,8 @@ def test_clients_are_bounded(daemon: Any) -> None:
         return opened
 
     with httpx.Client(base_url=daemon.url, timeout=10) as http:
-        # A closed stream is noticed when a keep-alive write fails (the first
-        # write after the peer left may still succeed): within 2 s here.  Earlier
-        # tests' streams, and the ones a failed attempt opened, need that long.
+        # A closed stream frees its slot as soon as the server reads the EOF;
+        # the retries only cover earlier tests' clients still closing.
         deadline = time.monotonic() + 15
         while (streams := open_streams(http, MAX_CLIENTS)) is None:
             assert time.monotonic() < deadline, "stream slots were not released"
@@ -277,3 +277,77 @@ def test_bad_requests_get_clear_errors(
         assert resp.status_code == status, resp.text
         assert resp.json()["message"]
         assert http.get("/health").status_code == 200
+
+
+def _open_raw_stream(port: int) -> socket.socket | None:
+    """A raw-socket ``GET /api/events`` once its head arrived: the socket if it is
+    a 200 (a stream slot is held), else None (refused, already closed)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /api/events HTTP/1.1\r\nhost: edged\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed before the response head"
+        head += chunk
+    if head.startswith(b"HTTP/1.1 200"):
+        return sock
+    sock.close()
+    return None
+
+
+def _open_within(port: int, limit_s: float) -> socket.socket:
+    deadline = time.monotonic() + limit_s
+    while (sock := _open_raw_stream(port)) is None:
+        assert time.monotonic() < deadline, f"no stream slot within {limit_s} s"
+        time.sleep(0.02)
+    return sock
+
+
+def _http_connections(d: Any) -> float:
+    text = httpx.get(f"{d.url}/metrics", timeout=5).text
+    line = next(x for x in text.splitlines() if x.startswith("edged_http_connections "))
+    return float(line.split()[1])
+
+
+@pytest.fixture
+def quiet_daemon(tmp_path: Path) -> Iterator[Any]:
+    """A daemon whose keep-alives are too rare (30 s) to notice a vanished client."""
+    d = watch.make_daemon(tmp_path, streams={"max_clients": 3, "keepalive_s": 30})
+    yield d
+    d.kill()
+
+
+def test_a_closed_client_frees_its_slot_at_once(quiet_daemon: Any) -> None:
+    """Streams up to the cap; a client that closes its socket (reset, then a plain
+    FIN) frees its slot within a second, long before a keep-alive write would fail."""
+    daemon, cap = quiet_daemon, 3
+    socks: list[socket.socket] = []
+    try:
+        socks = [_open_within(daemon.port, 1.0) for _ in range(cap)]
+        assert _open_raw_stream(daemon.port) is None, "the cap holds"
+        for how in ("reset", "fin"):
+            before = _http_connections(daemon)
+            victim = socks.pop(0)
+            if how == "reset":
+                victim.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            closed_at = time.monotonic()
+            victim.close()
+            while _http_connections(daemon) != before - 1:
+                assert time.monotonic() < closed_at + 1.0, f"{how}: the connection stays open"
+                time.sleep(0.02)
+            socks.append(_open_within(daemon.port, 1.0))
+            took_s = time.monotonic() - closed_at
+            assert took_s < 1.0, f"{how}: slot freed after {took_s:.2f} s"
+            # the replacement holds the freed slot: the count is back where it was
+            assert _http_connections(daemon) == before
+            assert _open_raw_stream(daemon.port) is None, "the cap still holds"
+        for sock in socks:
+            sock.close()
+        deadline = time.monotonic() + 1.0
+        while _http_connections(daemon) > 1:  # only the /metrics request itself
+            assert time.monotonic() < deadline, "closed streams' connections stay open"
+            time.sleep(0.02)
+        socks = []
+    finally:
+        for sock in socks:
+            sock.close()
