@@ -88,7 +88,12 @@ def with_shared_values(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
         return fn()
     except MissingSharedValue:
         load_shared_values(conn)
+    try:
         return fn()
+    except MissingSharedValue as exc:
+        raise JournalError(
+            f"journal document references shared value {exc} that the journal does not hold"
+        ) from exc
 
 
 def _execution(conn: sqlite3.Connection, row: tuple[Any, ...]) -> ExecutionRow:

@@ -11,6 +11,7 @@ import pytest
 import trio
 from journal_builders import execution
 
+from edged.errors import JournalError
 from edged.journal import Batch, TaskRow, codec, open_journal
 from edged.journal.apply import prepare
 from edged.journal.codec import EXT_SHARED_REF, MissingSharedValue, SharedValues, decode
@@ -143,3 +144,24 @@ async def test_a_restarted_process_reads_referenced_definitions(
                 page = await journal.search_executions(ExecutionQuery(free_text=free_text))
                 assert sorted(row.doc["input"]["n"] for row in page.rows) == [1, 2]
                 assert all(row.doc["definition"] == DEFINITION for row in page.rows)
+
+
+async def test_a_reference_the_journal_cannot_resolve_is_a_journal_error(
+    tmp_path: Path, new_process: None
+) -> None:
+    path = tmp_path / "journal.db"
+    with trio.fail_after(10):
+        async with open_journal(path) as journal:
+            for _ in range(2):
+                await journal.commit(
+                    Batch(executions=[execution("a", doc=_doc(1)), execution("b", doc=_doc(2))])
+                )
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM meta WHERE key LIKE 'shared:%'")
+    conn.commit()
+    conn.close()
+    codec._SHARED_BODIES.clear()
+    with trio.fail_after(10):
+        async with open_journal(path) as journal:
+            with pytest.raises(JournalError, match="does not hold"):
+                await journal.load_execution("a")
