@@ -1,14 +1,15 @@
 """MQTT triggers: a message on a topic starts a workflow, acked only once the start is durable.
 
-Theory of operation ------------------- Rules come from definitions' ``triggers`` blocks
-(the latest version of each workflow) and from the config's ``mqtt.triggers`` (which name
-their ``workflow``); the block's shape and its checks are in edged/defs/triggers.py.
-Registering or deleting a version of a workflow through the API applies its latest version's
-rules at once: new rules subscribe, removed ones stop taking messages (their filter is
-unsubscribed), changed ones are updated in place (counters, running executions and queued
-starts carry over). Each rule subscribes its filter through the service
-(``MqttService.subscribe``); the broker session is persistent, so QoS 1 messages sent while
-the daemon was down arrive when it is back.
+Theory of operation
+-------------------
+Rules come from definitions' ``triggers`` blocks (the latest version of each workflow) and
+from the config's ``mqtt.triggers`` (which name their ``workflow``); the block's shape and
+its checks are in edged/defs/triggers.py. Registering or deleting a version of a workflow
+through the API applies its latest version's rules at once: new rules subscribe, removed
+ones stop taking messages (their filter is unsubscribed), changed ones are updated in place
+(counters, running executions and queued starts carry over). Each rule subscribes its filter
+through the service (``MqttService.subscribe``); the broker session is persistent, so QoS 1
+messages sent while the daemon was down arrive when it is back.
 
 Per message and rule, in arrival order, synchronously: decode (json, text, bytes as base64,
 CloudEvents structured or MQTT 5 binary, or auto), build the context ``{payload, topic,
