@@ -136,6 +136,21 @@ _SEARCH_QUERY = (
         description="e.g. workflowType IN (a,b) AND status IN (RUNNING) AND startTime > 1700000000000",
     ),
 )
+_TASK_SEARCH_QUERY = (
+    *_SEARCH_QUERY[:3],
+    q(
+        "freeText",
+        default="*",
+        description="terms matched in one task's name, reference name, type, id and reason",
+    ),
+    q(
+        "query",
+        description="execution fields (workflowType, workflowId, correlationId, version,"
+        " startTime, updateTime, endTime) and task fields (taskId, taskType, taskDefName,"
+        " referenceTaskName, workerId, status: the task's), one task matching all;"
+        " e.g. taskDefName = send_mail AND status IN (FAILED, TIMED_OUT)",
+    ),
+)
 _NO_CONTENT = {"204": {"description": "no such task"}}
 
 OPERATIONS: list[tuple[str, str, JsonDict]] = [
@@ -198,6 +213,12 @@ OPERATIONS: list[tuple[str, str, JsonDict]] = [
         query=_SEARCH_QUERY, ok=("application/json", "SearchResultWorkflowSummary")),
     _op("GET", "/api/workflow/search-v2", "workflow", "Search executions (Workflow results)",
         query=_SEARCH_QUERY, ok=("application/json", "SearchResultWorkflow")),
+    _op("GET", "/api/workflow/search-by-tasks", "workflow",
+        "Search executions by their tasks (WorkflowSummary results)",
+        query=_TASK_SEARCH_QUERY, ok=("application/json", "SearchResultWorkflowSummary")),
+    _op("GET", "/api/workflow/search-by-tasks-v2", "workflow",
+        "Search executions by their tasks (Workflow results)",
+        query=_TASK_SEARCH_QUERY, ok=("application/json", "SearchResultWorkflow")),
     # -- WorkflowBulkResource
     _op("PUT", "/api/workflow/bulk/pause", "workflow-bulk", "Pause many executions",
         body="WorkflowIds", ok=("application/json", "BulkResponse")),

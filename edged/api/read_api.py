@@ -14,6 +14,12 @@ Theory of operation.  Each handler reads and checks its parameters, calls one
   ``start`` (0), ``size`` (100), ``sort``, ``freeText`` (``*``) and
   ``query`` parsed by `edged.api.search_query` (faults are 400s naming the
   parameter and, for ``query``, the character position).
+- ``GET /api/workflow/search-by-tasks`` (``WorkflowSummary``) and
+  ``/search-by-tasks-v2`` (``Workflow``): the same parameters, paging and
+  sort, but executions are found by their tasks: ``query`` also knows
+  ``taskId``, ``taskType``, ``taskDefName``, ``referenceTaskName``,
+  ``workerId`` and ``status`` (the task's), and ``freeText`` looks at task
+  names, types, ids and reasons; one task must match all of them.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ def add_read_routes(router: Router, engine: EngineAPI) -> None:
     router.add("GET", "/api/workflow/running/{name}", api.running)
     router.add("GET", "/api/workflow/search", api.search)
     router.add("GET", "/api/workflow/search-v2", api.search_v2)
+    router.add("GET", "/api/workflow/search-by-tasks", api.search_by_tasks)
+    router.add("GET", "/api/workflow/search-by-tasks-v2", api.search_by_tasks_v2)
 
 
 def epoch_ms_param(request: Request, name: str) -> int | None:
@@ -80,7 +88,7 @@ class _ReadApi:
         ids = await self.engine.running_workflow_ids(params["name"], version, start_ms, end_ms)
         return json_response(ids)
 
-    async def _search(self, request: Request, *, full: bool) -> AnyResponse:
+    async def _search(self, request: Request, *, full: bool, by_tasks: bool = False) -> AnyResponse:
         start = int_param(request, "start", 0)
         size = int_param(request, "size", 100)
         assert start is not None and size is not None
@@ -90,6 +98,7 @@ class _ReadApi:
             sort=list(request.query.get("sort", [])),
             start=start,
             size=size,
+            by_tasks=by_tasks,
         )
         return json_response(await self.engine.search_workflows(query, full=full))
 
@@ -98,3 +107,9 @@ class _ReadApi:
 
     async def search_v2(self, request: Request, params: Params) -> AnyResponse:
         return await self._search(request, full=True)
+
+    async def search_by_tasks(self, request: Request, params: Params) -> AnyResponse:
+        return await self._search(request, full=False, by_tasks=True)
+
+    async def search_by_tasks_v2(self, request: Request, params: Params) -> AnyResponse:
+        return await self._search(request, full=True, by_tasks=True)

@@ -13,7 +13,10 @@ accepts the subset tools use, with the same spelling::
 (``workflowType``, ``workflowId``, ``correlationId``, ``status``,
 ``version``, ``startTime``, ``updateTime``, ``endTime``).  Times are epoch
 milliseconds or ISO 8601 (a date without a zone is UTC).  ``OR`` is not
-supported and says so.
+supported and says so.  The search by tasks (``by_tasks``) also knows the task
+fields of `TASK_FIELDS` (text: =, != and IN), and there ``status`` is the
+task's (Conductor's task statuses); those conditions and the free text go to
+``task_conditions`` / ``task_text``.
 
 A fault is a 400 whose ``validationErrors`` entry has path ``query`` and a
 message starting ``at position N`` (0-based character offset into the
@@ -30,10 +33,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Literal
 
 from edged.api.shapes import InvalidRequest
-from edged.journal.search import COLUMNS, Condition, ExecutionQuery, SortKey
+from edged.journal.search import COLUMNS, TASK_FIELDS, Condition, ExecutionQuery, SortKey
 
 __all__ = ["parse_free_text", "parse_query", "parse_sort", "search_request"]
 
@@ -49,6 +52,27 @@ MAX_TERM_CHARS: Final = 256
 _STATUSES: Final = frozenset(
     {"RUNNING", "COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED", "PAUSED"}
 )
+_TASK_STATUSES: Final = frozenset(
+    {
+        "SCHEDULED",
+        "IN_PROGRESS",
+        "CANCELED",
+        "FAILED",
+        "FAILED_WITH_TERMINAL_ERROR",
+        "COMPLETED",
+        "COMPLETED_WITH_ERRORS",
+        "TIMED_OUT",
+        "SKIPPED",
+    }
+)
+_Kind = Literal["text", "int"]
+# Field name -> kind, for /search and for the search by tasks (where ``status``
+# is the task's and the task fields join the execution's).
+_EXECUTION_FIELDS: Final[dict[str, _Kind]] = {name: kind for name, (_c, kind) in COLUMNS.items()}
+_TASK_SEARCH_FIELDS: Final[dict[str, _Kind]] = {
+    **{name: kind for name, kind in _EXECUTION_FIELDS.items() if name != "status"},
+    **dict.fromkeys(TASK_FIELDS, "text"),
+}
 _INT64: Final = (-(2**63), 2**63 - 1)
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -94,10 +118,12 @@ def _tokens(text: str) -> list[_Token]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, by_tasks: bool = False) -> None:
         self.tokens = _tokens(text)
         self.i = 0
         self.conditions: list[Condition] = []
+        self.fields = _TASK_SEARCH_FIELDS if by_tasks else _EXECUTION_FIELDS
+        self.statuses = (_TASK_STATUSES, "task") if by_tasks else (_STATUSES, "workflow")
 
     def peek(self) -> _Token:
         return self.tokens[self.i]
@@ -144,8 +170,8 @@ class _Parser:
             return
         if kind != "word":
             raise _fault(pos, f"expected a field name, found {_describe(kind, text)}")
-        if text not in COLUMNS:
-            known = ", ".join(COLUMNS)
+        if text not in self.fields:
+            known = ", ".join(self.fields)
             raise _fault(pos, f"unknown field {text!r}; known fields: {known}")
         if len(self.conditions) >= MAX_CONDITIONS:
             raise _fault(pos, f"more than {MAX_CONDITIONS} conditions")
@@ -166,7 +192,7 @@ class _Parser:
             raise _fault(
                 op_pos, f"expected an operator after {field}, found {_describe(op_kind, op_text)}"
             )
-        if COLUMNS[field][1] == "text" and op_text not in ("=", "!="):
+        if self.fields[field] == "text" and op_text not in ("=", "!="):
             raise _fault(op_pos, f"{field} supports =, != and IN, not {op_text}")
         self.conditions.append(Condition(field, op_text, (self.value(field),)))
 
@@ -174,10 +200,11 @@ class _Parser:
         kind, text, pos = self.take()
         if kind not in ("word", "str"):
             raise _fault(pos, f"expected a value for {field}, found {_describe(kind, text)}")
-        if COLUMNS[field][1] == "int":
+        if self.fields[field] == "int":
             return _int_value(field, text, pos)
-        if field == "status" and text not in _STATUSES:
-            raise _fault(pos, f"{text!r} is not a workflow status ({', '.join(sorted(_STATUSES))})")
+        statuses, whose = self.statuses
+        if field == "status" and text not in statuses:
+            raise _fault(pos, f"{text!r} is not a {whose} status ({', '.join(sorted(statuses))})")
         return text
 
 
@@ -206,13 +233,15 @@ def _int_value(field: str, text: str, pos: int) -> int:
     return number
 
 
-def parse_query(text: str | None) -> tuple[Condition, ...]:
-    """Conditions of ``query``; None, empty or ``*`` means no condition."""
+def parse_query(text: str | None, *, by_tasks: bool = False) -> tuple[Condition, ...]:
+    """Conditions of ``query``; None, empty or ``*`` means no condition.  With
+    `by_tasks`, the task fields (`TASK_FIELDS`) are known too and ``status`` is
+    the task's."""
     if text is None or text.strip() in ("", "*"):
         return ()
     if len(text) > MAX_QUERY_CHARS:
         raise _fault(MAX_QUERY_CHARS, f"query longer than {MAX_QUERY_CHARS} characters")
-    return _Parser(text).parse()
+    return _Parser(text, by_tasks=by_tasks).parse()
 
 
 def parse_sort(values: list[str]) -> tuple[SortKey, ...]:
@@ -257,8 +286,12 @@ def search_request(
     sort: list[str],
     start: int,
     size: int,
+    by_tasks: bool = False,
 ) -> ExecutionQuery:
-    """All search parameters checked together into one `ExecutionQuery`."""
+    """All search parameters checked together into one `ExecutionQuery`.
+
+    With `by_tasks` (``/search-by-tasks``), conditions on task fields and the
+    free text apply to the executions' tasks (one task must match them all)."""
     faults: list[tuple[str, str]] = []
     if not 0 <= start <= MAX_START:
         faults.append(("start", f"must be between 0 and {MAX_START}, not {start}"))
@@ -266,10 +299,15 @@ def search_request(
         faults.append(("size", f"must be between 0 and {MAX_SIZE}, not {size}"))
     if faults:
         raise InvalidRequest(faults)
+    conditions = parse_query(query, by_tasks=by_tasks)
+    terms = parse_free_text(free_text)
+    if not by_tasks:
+        return ExecutionQuery(conditions, parse_sort(sort), start, size, terms)
     return ExecutionQuery(
-        conditions=parse_query(query),
+        conditions=tuple(c for c in conditions if c.field not in TASK_FIELDS),
         sort=parse_sort(sort),
         start=start,
         size=size,
-        free_text=parse_free_text(free_text),
+        task_conditions=tuple(c for c in conditions if c.field in TASK_FIELDS),
+        task_text=terms,
     )

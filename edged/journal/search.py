@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
+
+import msgpack
 
 from edged.journal.codec import decode
 from edged.journal.reads import with_shared_values
@@ -44,6 +47,7 @@ __all__ = [
     "COLUMNS",
     "FREE_TEXT_DECODE_BYTES",
     "FREE_TEXT_SCAN_ROWS",
+    "TASK_FIELDS",
     "Condition",
     "ExecutionQuery",
     "SearchPage",
@@ -63,6 +67,20 @@ COLUMNS: Final[dict[str, tuple[str, Literal["text", "int"]]]] = {
     "endTime": ("ended_ms", "int"),
 }
 OPERATORS: Final = frozenset({"=", "!=", ">", "<", ">=", "<=", "IN"})
+# Search by tasks: Conductor's task field name -> (column of ``tasks`` or None,
+# key of the task document).  All are text and take =, != and IN.  ``taskType``
+# is Conductor's: a SIMPLE task's is its definition name, both forks are FORK.
+TASK_FIELDS: Final[dict[str, tuple[str | None, str]]] = {
+    "taskId": ("task_id", "taskId"),
+    "status": ("status", "status"),  # the task's status
+    "taskDefName": (None, "defName"),
+    "taskType": (None, "type"),
+    "referenceTaskName": (None, "ref"),
+    "workerId": (None, "workerId"),
+}
+# Task free text looks at these document keys (and the Conductor task type).
+_TASK_TEXT_KEYS: Final = ("defName", "ref", "type", "taskId", "reason")
+_FORKS: Final = frozenset({"FORK_JOIN", "FORK_JOIN_DYNAMIC"})
 FREE_TEXT_SCAN_ROWS: Final = 20_000
 # The JSON text of input + output checked per row is cut here.
 FREE_TEXT_MAX_CHARS: Final = 256 * 1024
@@ -98,6 +116,14 @@ class ExecutionQuery:
     start: int = 0
     size: int = 100
     free_text: tuple[str, ...] = ()  # terms, all must match; () matches everything
+    # Search by tasks: an execution matches when one of its tasks satisfies every
+    # task condition (fields of TASK_FIELDS) and holds every task term.
+    task_conditions: tuple[Condition, ...] = ()
+    task_text: tuple[str, ...] = ()
+
+    @property
+    def by_tasks(self) -> bool:
+        return bool(self.task_conditions or self.task_text)
 
 
 @dataclass(slots=True)
@@ -123,6 +149,105 @@ def _where(conditions: tuple[Condition, ...]) -> tuple[str, list[Any]]:
             clauses.append(f"{column} {cond.op} ?")
         params.extend(cond.values)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _task_clause(
+    conn: sqlite3.Connection, conditions: tuple[Condition, ...], terms: tuple[str, ...]
+) -> tuple[str, list[Any]]:
+    """``workflow_id IN (tasks matching every condition and term)`` and its parameters.
+
+    Column fields are SQL conditions.  Document fields and free-text terms are
+    first narrowed in SQL by a byte search of the task document (msgpack keeps
+    strings as UTF-8 bytes; cheap, never a false negative), then checked
+    exactly by ``edged_task_match`` (a Python function registered on this
+    connection for this query), which decodes only the rows that passed.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    exact: list[Condition] = []
+    for cond in conditions:
+        column, _key = TASK_FIELDS[cond.field]
+        if cond.op not in ("=", "!=", "IN"):
+            raise ValueError(f"task fields take =, != or IN, not {cond.op!r}")
+        if column is not None:
+            if cond.op == "!=":
+                clauses.append(f"{column} != ?")
+            else:
+                clauses.append(f"{column} IN ({','.join('?' * len(cond.values))})")
+            params.extend(cond.values)
+            continue
+        exact.append(cond)
+        if cond.op != "!=":
+            either = " OR ".join("instr(doc, ?) > 0" for _ in cond.values)
+            clauses.append(f"({either})")
+            params.extend(_utf8(str(v)) for v in cond.values)
+    lowered = tuple(t.lower() for t in terms)
+    for term in lowered:
+        if term.isascii():  # SQLite's lower() folds ASCII only
+            clauses.append("instr(lower(doc), ?) > 0")
+            params.append(term)
+    if exact or lowered:
+        conn.create_function(
+            "edged_task_match", 1, _task_matcher(tuple(exact), lowered), deterministic=True
+        )
+        clauses.append("edged_task_match(doc)")
+    where = " AND ".join(clauses) if clauses else "1"
+    return f"workflow_id IN (SELECT workflow_id FROM tasks WHERE {where})", params
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _opaque(code: int, data: bytes) -> None:
+    """Shared references (definition nodes, TaskDefs) are not searched: no need to load them."""
+    del code, data
+
+
+def _task_matcher(
+    conditions: tuple[Condition, ...], terms: tuple[str, ...]
+) -> Callable[[bytes], int]:
+    def match(blob: bytes) -> int:
+        # SQLite turns an exception here into a failed query: a row that does
+        # not decode simply does not match.
+        try:
+            doc = msgpack.unpackb(
+                blob,
+                ext_hook=_opaque,
+                raw=False,
+                unicode_errors="surrogatepass",
+                strict_map_key=False,
+            )
+        except Exception:  # any row that does not decode is a non-match
+            return 0
+        if not isinstance(doc, dict):
+            return 0
+        for cond in conditions:
+            value = _task_value(doc, cond.field)
+            if cond.op == "!=":
+                if value == cond.values[0]:
+                    return 0
+            elif value not in cond.values:
+                return 0
+        if terms:
+            parts = [str(doc.get(key) or "") for key in _TASK_TEXT_KEYS]
+            parts.append(str(_task_value(doc, "taskType") or ""))
+            text = "\n".join(parts).lower()
+            for term in terms:
+                if term not in text:
+                    return 0
+        return 1
+
+    return match
+
+
+def _task_value(doc: dict[Any, Any], field: str) -> Any:
+    if field == "taskType":
+        kind = doc.get("type")
+        if kind == "SIMPLE":
+            return doc.get("defName")
+        return "FORK" if kind in _FORKS else kind
+    return doc.get(TASK_FIELDS[field][1])
 
 
 def _order(sort: tuple[SortKey, ...]) -> str:
@@ -158,6 +283,10 @@ def _row(conn: sqlite3.Connection, row: tuple[Any, ...], doc: Any = None) -> Exe
 
 def search_executions(conn: sqlite3.Connection, query: ExecutionQuery) -> SearchPage:
     where, params = _where(query.conditions)
+    if query.by_tasks:
+        clause, more = _task_clause(conn, query.task_conditions, query.task_text)
+        where = f"{where} AND {clause}" if where else f" WHERE {clause}"
+        params += more
     order = _order(query.sort)
     if not query.free_text:
         conn.execute("BEGIN")  # the count and the page see one snapshot

@@ -162,3 +162,39 @@ def test_any_text_parses_or_faults_with_a_position_inside_it(text: str) -> None:
         assert 0 <= int(match.group(1)) <= len(text)
     else:
         assert all(isinstance(c, Condition) and c.values for c in conditions)
+
+
+def test_search_by_tasks_splits_task_conditions_and_free_text() -> None:
+    got = search_request(
+        query="workflowType = a AND status IN (FAILED, TIMED_OUT) AND taskDefName = t",
+        free_text="*mail* x",
+        sort=["startTime:DESC"],
+        start=0,
+        size=10,
+        by_tasks=True,
+    )
+    assert got.conditions == (Condition("workflowType", "=", ("a",)),)
+    assert got.task_conditions == (
+        Condition("status", "IN", ("FAILED", "TIMED_OUT")),
+        Condition("taskDefName", "=", ("t",)),
+    )
+    assert got.task_text == ("mail", "x") and got.free_text == ()
+    assert got.by_tasks and got.sort == (SortKey("startTime", True),)
+    assert not search_request(
+        query=None, free_text="*", sort=[], start=0, size=1, by_tasks=True
+    ).by_tasks
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("status = RUNNING", "at position 9: 'RUNNING' is not a task status"),
+        ("taskId < 3", "at position 7: taskId supports =, != and IN"),
+        ("nope = 1", "known fields: workflowType, workflowId"),
+    ],
+)
+def test_search_by_tasks_faults(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_query(text, by_tasks=True)
+    [(path, message)] = info.value.faults
+    assert path == "query" and fragment in message
