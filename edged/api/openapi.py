@@ -234,6 +234,10 @@ OPERATIONS: list[tuple[str, str, JsonDict]] = [
     # -- TaskResource
     _op("POST", "/api/tasks", "task", "Update a task (TaskResult); answers the task id",
         body="TaskResult", ok=_TEXT),
+    _op("GET", "/api/tasks/search", "task", "Search tasks (TaskSummary results)",
+        query=_TASK_SEARCH_QUERY, ok=("application/json", "SearchResultTaskSummary")),
+    _op("GET", "/api/tasks/search-v2", "task", "Search tasks (Task results)",
+        query=_TASK_SEARCH_QUERY, ok=("application/json", "SearchResultTask")),
     _op("GET", "/api/tasks/{taskId}", "task", "One task (204 when there is none)",
         ok=("application/json", "Task"), extra_responses=_NO_CONTENT),
     _op("POST", "/api/tasks/{workflowId}/{taskRefName}/{status}", "task",

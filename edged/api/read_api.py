@@ -20,6 +20,9 @@ Theory of operation.  Each handler reads and checks its parameters, calls one
   ``taskId``, ``taskType``, ``taskDefName``, ``referenceTaskName``,
   ``workerId`` and ``status`` (the task's), and ``freeText`` looks at task
   names, types, ids and reasons; one task must match all of them.
+- ``GET /api/tasks/search`` (``TaskSummary``) and ``/api/tasks/search-v2``
+  (Conductor's ``Task``): the matching tasks themselves, the same query,
+  sorted by their executions' keys (then by ``seq`` within an execution).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ def add_read_routes(router: Router, engine: EngineAPI) -> None:
     router.add("GET", "/api/workflow/search-v2", api.search_v2)
     router.add("GET", "/api/workflow/search-by-tasks", api.search_by_tasks)
     router.add("GET", "/api/workflow/search-by-tasks-v2", api.search_by_tasks_v2)
+    router.add("GET", "/api/tasks/search", api.search_tasks)
+    router.add("GET", "/api/tasks/search-v2", api.search_tasks_v2)
 
 
 def epoch_ms_param(request: Request, name: str) -> int | None:
@@ -88,7 +93,9 @@ class _ReadApi:
         ids = await self.engine.running_workflow_ids(params["name"], version, start_ms, end_ms)
         return json_response(ids)
 
-    async def _search(self, request: Request, *, full: bool, by_tasks: bool = False) -> AnyResponse:
+    async def _search(
+        self, request: Request, *, full: bool, by_tasks: bool = False, per_task: bool = False
+    ) -> AnyResponse:
         start = int_param(request, "start", 0)
         size = int_param(request, "size", 100)
         assert start is not None and size is not None
@@ -99,6 +106,7 @@ class _ReadApi:
             start=start,
             size=size,
             by_tasks=by_tasks,
+            per_task=per_task,
         )
         return json_response(await self.engine.search_workflows(query, full=full))
 
@@ -113,3 +121,9 @@ class _ReadApi:
 
     async def search_by_tasks_v2(self, request: Request, params: Params) -> AnyResponse:
         return await self._search(request, full=True, by_tasks=True)
+
+    async def search_tasks(self, request: Request, params: Params) -> AnyResponse:
+        return await self._search(request, full=False, per_task=True)
+
+    async def search_tasks_v2(self, request: Request, params: Params) -> AnyResponse:
+        return await self._search(request, full=True, per_task=True)

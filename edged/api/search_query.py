@@ -287,11 +287,13 @@ def search_request(
     start: int,
     size: int,
     by_tasks: bool = False,
+    per_task: bool = False,
 ) -> ExecutionQuery:
     """All search parameters checked together into one `ExecutionQuery`.
 
     With `by_tasks` (``/search-by-tasks``), conditions on task fields and the
-    free text apply to the executions' tasks (one task must match them all)."""
+    free text apply to the executions' tasks (one task must match them all);
+    with `per_task` too (``/api/tasks/search``) the results are those tasks."""
     faults: list[tuple[str, str]] = []
     if not 0 <= start <= MAX_START:
         faults.append(("start", f"must be between 0 and {MAX_START}, not {start}"))
@@ -299,9 +301,9 @@ def search_request(
         faults.append(("size", f"must be between 0 and {MAX_SIZE}, not {size}"))
     if faults:
         raise InvalidRequest(faults)
-    conditions = parse_query(query, by_tasks=by_tasks)
+    conditions = parse_query(query, by_tasks=by_tasks or per_task)
     terms = parse_free_text(free_text)
-    if not by_tasks:
+    if not (by_tasks or per_task):
         return ExecutionQuery(conditions, parse_sort(sort), start, size, terms)
     return ExecutionQuery(
         conditions=tuple(c for c in conditions if c.field not in TASK_FIELDS),
@@ -310,4 +312,5 @@ def search_request(
         size=size,
         task_conditions=tuple(c for c in conditions if c.field in TASK_FIELDS),
         task_text=terms,
+        per_task=per_task,
     )

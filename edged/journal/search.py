@@ -27,6 +27,19 @@ hold every term is not decoded at all.  The scan also stops once
 `FREE_TEXT_DECODE_BYTES` of documents were decoded.  ``totalHits`` then
 counts the matches among the rows scanned, and ``truncated`` says the scan
 stopped at a cap, so a client knows older executions were not examined.
+
+Search by tasks (``task_conditions`` / ``task_text``, Conductor's
+``/search-by-tasks``) adds ``workflow_id IN (SELECT workflow_id FROM tasks
+WHERE ...)``: one task must satisfy every task condition and hold every term.
+``taskId`` and ``status`` are columns of ``tasks``; the other task fields live
+only in the task document, so SQL first keeps the documents holding the value's
+UTF-8 bytes (``instr``: cheap, no false negatives; msgpack stores strings as
+UTF-8) and a Python function registered on the read connection for that query
+(``edged_task_match``) decodes only those and compares exactly.  With
+``per_task`` (``/api/tasks/search``) the page is of tasks joined to their
+executions instead, sorted by the executions' keys and then ``seq``.  Neither
+is capped like the free-text scan: every task row is looked at by SQL, but
+only rows holding the searched bytes are decoded.
 """
 
 from __future__ import annotations
@@ -35,13 +48,14 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final, Literal
 
 import msgpack
 
 from edged.journal.codec import decode
 from edged.journal.reads import with_shared_values
-from edged.journal.rows import ExecutionRow
+from edged.journal.rows import ExecutionRow, TaskRow
 
 __all__ = [
     "COLUMNS",
@@ -120,6 +134,9 @@ class ExecutionQuery:
     # task condition (fields of TASK_FIELDS) and holds every task term.
     task_conditions: tuple[Condition, ...] = ()
     task_text: tuple[str, ...] = ()
+    # One result per matching task (``/api/tasks/search``): the page holds the
+    # tasks and, row for row, their executions.
+    per_task: bool = False
 
     @property
     def by_tasks(self) -> bool:
@@ -131,13 +148,15 @@ class SearchPage:
     total_hits: int
     rows: list[ExecutionRow] = field(default_factory=list)
     truncated: bool = False  # the free-text scan stopped at FREE_TEXT_SCAN_ROWS
+    tasks: list[TaskRow] = field(default_factory=list)  # per_task: the task of rows[i]
 
 
-def _where(conditions: tuple[Condition, ...]) -> tuple[str, list[Any]]:
+def _where(conditions: tuple[Condition, ...], prefix: str = "") -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     for cond in conditions:
         column, _kind = COLUMNS[cond.field]
+        column = prefix + column
         if cond.op not in OPERATORS:
             raise ValueError(f"unknown operator {cond.op!r}")
         if cond.op == "IN":
@@ -154,7 +173,19 @@ def _where(conditions: tuple[Condition, ...]) -> tuple[str, list[Any]]:
 def _task_clause(
     conn: sqlite3.Connection, conditions: tuple[Condition, ...], terms: tuple[str, ...]
 ) -> tuple[str, list[Any]]:
-    """``workflow_id IN (tasks matching every condition and term)`` and its parameters.
+    """``workflow_id IN (tasks matching every condition and term)`` and its parameters."""
+    where, params = _task_where(conn, conditions, terms)
+    return f"workflow_id IN (SELECT workflow_id FROM tasks WHERE {where})", params
+
+
+def _task_where(
+    conn: sqlite3.Connection,
+    conditions: tuple[Condition, ...],
+    terms: tuple[str, ...],
+    prefix: str = "",
+) -> tuple[str, list[Any]]:
+    """The SQL condition on ``tasks`` (columns named with `prefix`) for every
+    condition and term, and its parameters.
 
     Column fields are SQL conditions.  Document fields and free-text terms are
     first narrowed in SQL by a byte search of the task document (msgpack keeps
@@ -167,6 +198,7 @@ def _task_clause(
     exact: list[Condition] = []
     for cond in conditions:
         column, _key = TASK_FIELDS[cond.field]
+        column = None if column is None else prefix + column
         if cond.op not in ("=", "!=", "IN"):
             raise ValueError(f"task fields take =, != or IN, not {cond.op!r}")
         if column is not None:
@@ -178,21 +210,20 @@ def _task_clause(
             continue
         exact.append(cond)
         if cond.op != "!=":
-            either = " OR ".join("instr(doc, ?) > 0" for _ in cond.values)
+            either = " OR ".join(f"instr({prefix}doc, ?) > 0" for _ in cond.values)
             clauses.append(f"({either})")
             params.extend(_utf8(str(v)) for v in cond.values)
     lowered = tuple(t.lower() for t in terms)
     for term in lowered:
         if term.isascii():  # SQLite's lower() folds ASCII only
-            clauses.append("instr(lower(doc), ?) > 0")
+            clauses.append(f"instr(lower({prefix}doc), ?) > 0")
             params.append(term)
     if exact or lowered:
         conn.create_function(
             "edged_task_match", 1, _task_matcher(tuple(exact), lowered), deterministic=True
         )
-        clauses.append("edged_task_match(doc)")
-    where = " AND ".join(clauses) if clauses else "1"
-    return f"workflow_id IN (SELECT workflow_id FROM tasks WHERE {where})", params
+        clauses.append(f"edged_task_match({prefix}doc)")
+    return (" AND ".join(clauses) if clauses else "1"), params
 
 
 def _utf8(text: str) -> bytes:
@@ -250,15 +281,15 @@ def _task_value(doc: dict[Any, Any], field: str) -> Any:
     return doc.get(TASK_FIELDS[field][1])
 
 
-def _order(sort: tuple[SortKey, ...]) -> str:
+def _order(sort: tuple[SortKey, ...], prefix: str = "") -> str:
     keys = sort or (SortKey("startTime", True),)
     parts = []
     for key in keys:
         column, _kind = COLUMNS[key.field]
-        parts.append(f"{column} {'DESC' if key.descending else 'ASC'}")
+        parts.append(f"{prefix}{column} {'DESC' if key.descending else 'ASC'}")
     # A stable tie-breaker so pages never overlap or skip rows.
     last_desc = keys[-1].descending
-    parts.append(f"workflow_id {'DESC' if last_desc else 'ASC'}")
+    parts.append(f"{prefix}workflow_id {'DESC' if last_desc else 'ASC'}")
     return " ORDER BY " + ", ".join(parts)
 
 
@@ -282,6 +313,8 @@ def _row(conn: sqlite3.Connection, row: tuple[Any, ...], doc: Any = None) -> Exe
 
 
 def search_executions(conn: sqlite3.Connection, query: ExecutionQuery) -> SearchPage:
+    if query.per_task:
+        return _search_tasks(conn, query)
     where, params = _where(query.conditions)
     if query.by_tasks:
         clause, more = _task_clause(conn, query.task_conditions, query.task_text)
@@ -304,6 +337,36 @@ def search_executions(conn: sqlite3.Connection, query: ExecutionQuery) -> Search
             conn.execute("COMMIT")
         return SearchPage(int(total), [_row(conn, r) for r in rows])
     return _free_text_scan(conn, query, where, params, order)
+
+
+def _search_tasks(conn: sqlite3.Connection, query: ExecutionQuery) -> SearchPage:
+    """Tasks matching the task conditions and terms whose executions match the
+    execution conditions, sorted by their executions' keys, then by ``seq``."""
+    where, params = _where(query.conditions, "e.")
+    task_where, more = _task_where(conn, query.task_conditions, query.task_text, "t.")
+    where = f"{where} AND {task_where}" if where else f" WHERE {task_where}"
+    params += more
+    order = _order(query.sort, "e.") + ", t.seq ASC"
+    joined = "tasks t JOIN executions e ON e.workflow_id = t.workflow_id"
+    columns = ", ".join(f"e.{c.strip()}" for c in _COLUMNS_SQL.split(","))
+    conn.execute("BEGIN")  # the count and the page see one snapshot
+    try:
+        (total,) = conn.execute(f"SELECT COUNT(*) FROM {joined}{where}", params).fetchone()
+        rows = conn.execute(
+            f"SELECT t.task_id, t.seq, t.status, t.doc, {columns} FROM {joined}"
+            f" WHERE t.rowid IN (SELECT t.rowid FROM {joined}{where}{order} LIMIT ? OFFSET ?)"
+            f"{order}",
+            [*params, query.size, query.start],
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    page = SearchPage(int(total))
+    for task_id, seq, status, blob, *execution in rows:
+        row = _row(conn, tuple(execution))
+        doc = with_shared_values(conn, partial(decode, blob))
+        page.rows.append(row)
+        page.tasks.append(TaskRow(task_id, row.workflow_id, seq, status, doc))
+    return page
 
 
 def _free_text_scan(

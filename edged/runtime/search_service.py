@@ -5,7 +5,8 @@ worker thread, `Journal.search_executions`), never the engine's in-memory
 maps: the journal holds every committed execution, live or long finished,
 and a reply never shows state that is not durable yet.  Rows become
 Conductor's ``WorkflowSummary`` (``/search``) or ``Workflow`` without tasks
-(``/search-v2``) here.
+(``/search-v2``) here; the task search's (``/api/tasks/search[-v2]``) tasks
+become ``TaskSummary`` or Conductor's ``Task``.
 
 ``WorkflowSummary`` follows Conductor's constructor: times as
 ``yyyy-MM-ddTHH:mm:ss.SSSZ`` strings in UTC, ``input``/``output`` as JSON
@@ -21,7 +22,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from edged.core.views import workflow_json
+from edged.core.views import task_json, workflow_json
 from edged.journal import Journal
 from edged.journal.rows import ExecutionRow
 from edged.journal.search import Condition, ExecutionQuery, SortKey
@@ -78,8 +79,47 @@ def summary_json(row: ExecutionRow) -> JsonDict:
     }
 
 
+def task_summary_json(task: JsonDict) -> JsonDict:
+    """Conductor's ``TaskSummary`` of a task's Conductor JSON (`task_json`): times
+    and input/output as in ``WorkflowSummary``."""
+    input_text = _json_text(task["inputData"])
+    output_text = _json_text(task["outputData"])
+    start, end = task["startTime"], task["endTime"]
+    return {
+        "workflowId": task["workflowInstanceId"],
+        "workflowType": task["workflowType"],
+        "correlationId": task["correlationId"],
+        "scheduledTime": _time(task["scheduledTime"]),
+        "startTime": _time(start),
+        "updateTime": _time(task["updateTime"]),
+        "endTime": _time(end),
+        "status": task["status"],
+        "reasonForIncompletion": task["reasonForIncompletion"],
+        "executionTime": (end - start) if end and start else 0,
+        "queueWaitTime": task["queueWaitTime"],
+        "taskDefName": task["taskDefName"],
+        "taskType": task["taskType"],
+        "input": input_text,
+        "output": output_text,
+        "taskId": task["taskId"],
+        "externalInputPayloadStoragePath": None,
+        "externalOutputPayloadStoragePath": None,
+        "workflowPriority": task["workflowPriority"],
+        "domain": task["domain"],
+    }
+
+
 async def search_workflows(journal: Journal, query: ExecutionQuery, *, full: bool) -> JsonDict:
+    """``SearchResult`` of ``WorkflowSummary`` (or, `full`, ``Workflow`` without
+    tasks); for a `per_task` query, of ``TaskSummary`` (or ``Task``)."""
     page = await journal.search_executions(query)
+    if query.per_task:
+        tasks = []
+        for row, task_row in zip(page.rows, page.tasks, strict=True):
+            wf = _from_rows(row, [task_row])
+            tasks.append(task_json(wf, wf.tasks[0]))
+        found = tasks if full else [task_summary_json(t) for t in tasks]
+        return {"totalHits": page.total_hits, "results": found}
     if full:
         results = [workflow_json(_from_rows(row, []), include_tasks=False) for row in page.rows]
     else:

@@ -1,5 +1,5 @@
-"""Conductor's search by tasks (``/api/workflow/search-by-tasks[-v2]``) against a real
-`edged run` over loopback HTTP.
+"""Conductor's search by tasks (``/api/workflow/search-by-tasks[-v2]``) and task search
+(``/api/tasks/search[-v2]``) against a real `edged run` over loopback HTTP.
 
 One daemon for the module with a fixed population no test changes: three
 ``rd_add`` executions whose ``it_add`` task COMPLETED, two whose ``it_add``
@@ -9,6 +9,8 @@ WAIT task (``gate``) is IN_PROGRESS.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,8 @@ import pytest
 from read_daemon import make_daemon, start, wait_status
 
 BY_TASKS = "/api/workflow/search-by-tasks"
+TASKS = "/api/tasks/search"
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 @dataclass
@@ -153,7 +157,7 @@ def test_summary_and_v2_shapes_match_search(pop: Population) -> None:
 def test_bad_queries_are_400s(
     pop: Population, params: dict[str, str], path: str, fragment: str
 ) -> None:
-    for route in (BY_TASKS, f"{BY_TASKS}-v2"):
+    for route in (BY_TASKS, f"{BY_TASKS}-v2", TASKS, f"{TASKS}-v2"):
         resp = pop.http.get(route, params=params)
         assert resp.status_code == 400, resp.text
         faults = resp.json()["validationErrors"]
@@ -165,3 +169,36 @@ def test_plain_search_knows_no_task_fields(pop: Population) -> None:
     resp = pop.http.get("/api/workflow/search", params={"query": "taskType = WAIT"})
     assert resp.status_code == 400
     assert "unknown field 'taskType'" in resp.text
+
+
+# -- /api/tasks/search ---------------------------------------------------------
+
+
+def test_task_search_finds_tasks(pop: Population) -> None:
+    body = search(pop, TASKS, query="taskDefName = it_add AND status = FAILED")
+    assert body["totalHits"] == 2
+    assert {t["workflowId"] for t in body["results"]} == set(pop.failed)
+    for summary in body["results"]:
+        assert summary["taskDefName"] == summary["taskType"] == "it_add"
+        assert summary["status"] == "FAILED" and summary["reasonForIncompletion"]
+        assert summary["workflowType"] == "rd_add" and summary["correlationId"] == "bad"
+        assert json.loads(summary["input"]) == {"a": "x", "b": 1}
+        for key in ("scheduledTime", "updateTime", "endTime"):
+            assert TIME.match(summary[key]), summary[key]
+        assert summary["executionTime"] >= 0 and summary["queueWaitTime"] >= 0
+    waiting = search(pop, TASKS, query="taskType = WAIT", freeText="gate")["results"]
+    assert {t["workflowId"] for t in waiting} == set(pop.waiting)
+    assert all(t["status"] == "IN_PROGRESS" and t["endTime"] is None for t in waiting)
+    assert search(pop, TASKS)["totalHits"] == 7  # one task per execution here
+
+
+def test_task_search_paging_and_v2_match_get_task(pop: Population) -> None:
+    full = search(pop, TASKS, sort="startTime:ASC")["results"]
+    pages: list[dict[str, Any]] = []
+    for start_at in range(0, 8, 2):
+        pages += search(pop, TASKS, sort="startTime:ASC", start=start_at, size=2)["results"]
+    assert pages == full
+    v2 = search(pop, f"{TASKS}-v2", query="status = COMPLETED", sort="workflowId")["results"]
+    assert [t["workflowInstanceId"] for t in v2] == sorted(pop.completed)
+    for task in v2:
+        assert task == pop.http.get(f"/api/tasks/{task['taskId']}").json()
