@@ -24,10 +24,13 @@ misses nothing, and drops buffered ids it already replayed (see
 `edged.api.streams`).
 
 Bounds: at most `max_subscribers` subscriptions (`FeedFull` beyond, which
-the API answers with 503) and `capacity` events each.  A refused subscription
-wakes every idle one (its `take` returns early, its stream writes a
-keep-alive), so slots held by vanished clients are freed by the time the
-refused client retries.
+the API answers with 503) and `capacity` events each.  A client that closes
+its connection frees its slot at once (the HTTP server watches the socket
+while it streams and cancels the stream, whose close calls `close`).  A
+refused subscription also wakes every idle one (its `take` returns early, its
+stream writes a keep-alive), a second line for peers that vanish without a
+word (no FIN, no reset): their write fails and their slot is freed by the
+time the refused client retries.
 """
 
 from __future__ import annotations
