@@ -18,11 +18,11 @@ import argparse
 import json
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 from edged.errors import BadInput, ConfigError, EdgedError
+from edged.ids import new_execution_id
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 CLIENT_COMMANDS = ("start", "get", "list", "logs", "graph", "signal")
@@ -227,7 +227,7 @@ async def _exec_async(
         engine = build_engine(journal, registry, cfg, mocks=mocks, strict_bindings=True)
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)
-            wf = new_workflow(first, workflow_id=str(uuid.uuid4()), input=workflow_input)
+            wf = new_workflow(first, workflow_id=new_execution_id(), input=workflow_input)
             await engine.submit(Op(wf.workflow_id, create=wf))
             with trio.move_on_after(give_up_s if give_up_s is not None else float("inf")) as scope:
                 done = await engine.wait_for_end(wf.workflow_id)

@@ -57,6 +57,7 @@ from edged.defs.faults import DefinitionError
 from edged.defs.triggers import validate_triggers
 from edged.errors import ConfigError, EdgedError, JournalError, NotFound
 from edged.expr import eval_condition, resolve
+from edged.ids import new_execution_id
 from edged.runtime.engine import Op, Reply, new_workflow
 from edged_mqtt.cloudevents import CloudEvent, decode_message, to_json_doc
 from edged_mqtt.inbox import MqttMessage
@@ -531,7 +532,7 @@ def _lookup(ctx: dict[str, Any], path: str) -> Any:
 
 def _workflow_id(rule: Rule, ctx: dict[str, Any], event: CloudEvent | None) -> str:
     if not rule.identity:
-        return str(uuid.uuid4())
+        return new_execution_id()
     if rule.identity == "cloudevents":
         if event is None:
             raise TriggerFault("identity 'cloudevents' but the message is not a CloudEvent")

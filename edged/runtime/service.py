@@ -8,7 +8,6 @@ and recent executions and fall back to the journal for older ones.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import trio
@@ -17,6 +16,7 @@ from edged.core import events as ev
 from edged.core.model import WorkflowStatus
 from edged.core.views import task_json, workflow_json
 from edged.errors import BadInput, Conflict, EdgedError, NotFound
+from edged.ids import new_execution_id
 from edged.journal import Batch
 from edged.journal.search import ExecutionQuery
 from edged.runtime import search_service
@@ -121,7 +121,7 @@ class EngineService:
     ) -> str:
         wf = new_workflow(
             definition,
-            workflow_id=str(uuid.uuid4()),
+            workflow_id=new_execution_id(),
             input=workflow_input,
             correlation_id=request.get("correlationId"),
             task_to_domain=request.get("taskToDomain") or {},

@@ -19,12 +19,12 @@ a task that already ended).
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from edged.core import events as ev
 from edged.core.commands import PublishEvent
 from edged.errors import EdgedError
+from edged.ids import new_execution_id
 from edged.runtime.engine import Engine, Op, new_workflow
 from edged.runtime.timers import now_ms
 
@@ -113,7 +113,7 @@ class ConductorSink:
             corr = params.get("correlationId")
             wf = new_workflow(
                 definition,
-                workflow_id=str(uuid.uuid4()),
+                workflow_id=new_execution_id(),
                 input=wf_input or {},
                 correlation_id=corr if isinstance(corr, str) else None,
             )
