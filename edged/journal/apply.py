@@ -140,11 +140,14 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
         # with INSERT OR IGNORE, so no batch depends on an earlier one having committed.
         return bytearray(shared.encode_ref(doc, _EXECUTION_SHARED, referenced, workflow_id))
 
-    def encode_task(doc: Any, task_id: str) -> bytearray:
+    def encode_task(doc: Any, workflow_id: str) -> bytearray:
         if shared is None:
             return bytearray(encode(doc))
-        # a task's definition node and TaskDef are shared by every task made from them
-        return bytearray(shared.encode_ref(doc, _TASK_SHARED, referenced, task_id))
+        # A task's definition node and TaskDef are shared by the tasks of every execution
+        # made from them. The owner is the execution, not the task: the retries of one
+        # task, or a dynamic fork's generated nodes, stay inline in that execution's rows
+        # and leave no meta row behind when it is pruned.
+        return bytearray(shared.encode_ref(doc, _TASK_SHARED, referenced, workflow_id))
 
     p = PreparedBatch(
         executions=[
@@ -164,7 +167,7 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
             for e in batch.executions
         ],
         tasks=[
-            (t.task_id, t.workflow_id, t.seq, t.status, encode_task(t.doc, t.task_id))
+            (t.task_id, t.workflow_id, t.seq, t.status, encode_task(t.doc, t.workflow_id))
             for t in batch.tasks
         ],
         history=[

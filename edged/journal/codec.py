@@ -310,7 +310,7 @@ class SharedValues:
         """Encode `doc` with each shared ``doc[key]`` replaced by a reference to its encoding.
 
         A value becomes shared once documents of two different `owner` s (two
-        executions for a definition, two tasks for a definition node) held it;
+        executions: the caller passes the workflow id for task documents too) held it;
         until then it is spliced in inline as `encode` does, so values that
         belong to one execution only (a dynamic fork's nodes, an inline
         definition) never leave rows behind when that execution is pruned.

@@ -165,3 +165,19 @@ async def test_a_reference_the_journal_cannot_resolve_is_a_journal_error(
         async with open_journal(path) as journal:
             with pytest.raises(JournalError, match="does not hold"):
                 await journal.load_execution("a")
+
+
+def test_task_nodes_are_shared_between_executions_not_between_one_executions_tasks() -> None:
+    """A retried task (or a dynamic fork's nodes) reuses its definition node within one
+    execution: that stays inline, so pruning the execution leaves no meta row behind. The
+    same node in a second execution's task is shared."""
+    shared = SharedValues()
+    node = {"name": "t", "taskReferenceName": "t", "type": "SIMPLE", "inputParameters": {"x": 1}}
+
+    def task(task_id: str, workflow_id: str) -> TaskRow:
+        return TaskRow(task_id, workflow_id, 1, "SCHEDULED", {"taskId": task_id, "wt": node})
+
+    first_run = Batch(tasks=[task("t1", "wf-a"), task("t1-retry", "wf-a"), task("t1-r2", "wf-a")])
+    assert prepare(first_run, shared).shared_values == []
+    second_execution = Batch(tasks=[task("t2", "wf-b")])
+    assert len(prepare(second_execution, shared).shared_values) == 1
