@@ -68,14 +68,33 @@ MAX_LOG_LINES = 200
 _NS_BYTES = _NS.bytes
 
 
-def derive_id(*parts: str) -> str:
-    """`str(uuid.uuid5(_NS, "/".join(parts)))`, without building a UUID object.
+def _time_prefix(part: str) -> bytes | None:
+    """The 48-bit creation time leading a version 7 id (or an id derived from one)."""
+    if len(part) == 36 and part[14] in "78" and part[8] == "-" and part[13] == "-":
+        try:
+            return bytes.fromhex(part[:8] + part[9:13])
+        except ValueError:
+            return None
+    return None
 
-    One per task on the hot path; this is ~2x cheaper and yields the same string
-    (SHA-1 of namespace + name, version 5, RFC 4122 variant).
+
+def derive_id(*parts: str) -> str:
+    """A deterministic id for `parts` (task, child workflow and failure workflow ids).
+
+    `str(uuid.uuid5(_NS, "/".join(parts)))` built without a UUID object (~2x cheaper,
+    the same string), except when the first part is a time-ordered id (a version 7
+    execution id, or an id derived from one): then the first 48 bits are that id's
+    creation time and the rest SHA-1 as before, marked version 8, so a new execution's
+    tasks land on the last pages of the journal's task index like the execution itself
+    (see edged/ids.py). Ids of executions with other ids are exactly as before.
     """
     raw = bytearray(hashlib.sha1(_NS_BYTES + "/".join(parts).encode()).digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50
+    prefix = _time_prefix(parts[0]) if parts else None
+    if prefix is None:
+        raw[6] = (raw[6] & 0x0F) | 0x50
+    else:
+        raw[0:6] = prefix
+        raw[6] = (raw[6] & 0x0F) | 0x80
     raw[8] = (raw[8] & 0x3F) | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

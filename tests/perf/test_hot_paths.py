@@ -20,6 +20,7 @@ from edged.core.events import TaskResultReceived
 from edged.core.model import TaskStatus, WorkflowStatus
 from edged.daemon import build_engine
 from edged.handlers import HandlerRegistry
+from edged.ids import new_execution_id
 from edged.journal import Batch, ExecutionRow, open_journal
 from edged.journal.codec import SharedValues, decode, encode
 from edged.journal.rows import JournalSettings
@@ -40,7 +41,21 @@ json_values = st.recursive(
 
 @given(st.lists(st.text(), min_size=1, max_size=3))
 def test_derive_id_is_uuid5(parts: list[str]) -> None:
+    # (a first part that is a time-ordered UUID takes the other branch, tested below)
     assert derive_id(*parts) == str(uuid.uuid5(_NS, "/".join(parts)))
+
+
+def test_derive_id_keeps_the_time_prefix_of_a_time_ordered_parent() -> None:
+    parent = new_execution_id()
+    task_id = derive_id(parent, "3")
+    child_id = derive_id(task_id, "child", "0")
+    for derived in (task_id, child_id):
+        assert derived[:13] == parent[:13]  # the same 48-bit creation time
+        assert uuid.UUID(derived).version == 8 and uuid.UUID(derived).variant == uuid.RFC_4122
+    rest = str(uuid.uuid5(_NS, f"{parent}/3"))
+    assert task_id[15:] == rest[15:]  # SHA-1 bits as before, after the version nibble
+    assert derive_id(parent, "3") == task_id and derive_id(parent, "4") != task_id
+    assert len({derive_id(parent, str(seq)) for seq in range(10_000)}) == 10_000
 
 
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=4), json_values)
