@@ -165,7 +165,7 @@ class MqttOutbox:
                 item.topic,
             )
             reason = f"MQTT outbox full ({self._pending} messages waiting for the broker)"
-            self._settle(item.workflow_id, item.task_id, outbox_id, item.is_task, "FAILED", reason)
+            self._settle_item(item, "FAILED", reason)
             return
         self.stats.accepted += 1
         self._pending += 1
@@ -315,14 +315,7 @@ class MqttOutbox:
                 queue.popleft()
                 self._done(item)
                 self.stats.invalid += 1
-                self._settle(
-                    item.workflow_id,
-                    item.task_id,
-                    item.outbox_id,
-                    item.is_task,
-                    "FAILED_WITH_TERMINAL_ERROR",
-                    str(exc),
-                )
+                self._settle_item(item, "FAILED_WITH_TERMINAL_ERROR", str(exc))
                 continue
             queue.popleft()
 
@@ -332,9 +325,7 @@ class MqttOutbox:
             self._done(item)
             self.stats.refused_by_broker += 1
             log.warning("mqtt outbox refused topic=%s: %s", item.topic, error)
-            self._settle(
-                item.workflow_id, item.task_id, item.outbox_id, item.is_task, "FAILED", str(error)
-            )
+            self._settle_item(item, "FAILED", str(error))
             return
         if error is not None:
             # client closed (shutdown): the row stays in the journal and goes out next start
@@ -342,13 +333,18 @@ class MqttOutbox:
             return
         self._done(item)
         self.stats.delivered += 1
+        output = {"topic": item.topic, "qos": item.qos, "retain": item.retain}
+        self._settle_item(item, "COMPLETED", output=output)
+
+    def _settle_item(
+        self,
+        item: _Item,
+        status: str,
+        reason: str | None = None,
+        output: dict[str, Any] | None = None,
+    ) -> None:
         self._settle(
-            item.workflow_id,
-            item.task_id,
-            item.outbox_id,
-            item.is_task,
-            "COMPLETED",
-            output={"topic": item.topic, "qos": item.qos, "retain": item.retain},
+            item.workflow_id, item.task_id, item.outbox_id, item.is_task, status, reason, output
         )
 
     def _done(self, item: _Item) -> None:
@@ -359,11 +355,8 @@ class MqttOutbox:
         self._done(item)
         self.stats.expired += 1
         log.warning("mqtt outbox expired topic=%s task=%s: not sent", item.topic, item.task_id)
-        self._settle(
-            item.workflow_id,
-            item.task_id,
-            item.outbox_id,
-            item.is_task,
+        self._settle_item(
+            item,
             "FAILED_WITH_TERMINAL_ERROR",
             "message expired before the broker could be reached; not sent",
         )
