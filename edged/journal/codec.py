@@ -281,6 +281,21 @@ class _SharedEntry:
         self.owner = None
 
 
+def _pack_unless_too_deep(spliced: dict[str, Any], opaque: int) -> bytes | None:
+    """`spliced` packed, or None when it nests too deep for msgpack's packer or unpacker.
+
+    `opaque` bytes of the blob are already-packed exts (no containers for the
+    unpacker to count), so they do not count towards the size that needs the check.
+    """
+    try:
+        blob = _pack(spliced)
+    except ValueError:
+        return None
+    if len(blob) - opaque >= _DEPTH_CHECK_MIN_BYTES and not _fits_unpacker(blob):
+        return None
+    return blob
+
+
 class SharedValues:
     """Encodings of big values that many payloads repeat, made once and reused.
 
@@ -348,13 +363,8 @@ class SharedValues:
                 opaque += len(entry.body)
         if spliced is None:
             return encode(doc)
-        try:
-            blob = _pack(spliced)
-        except ValueError:
-            blob = None  # too deep for msgpack
-        if blob is None or (
-            len(blob) - opaque >= _DEPTH_CHECK_MIN_BYTES and not _fits_unpacker(blob)
-        ):
+        blob = _pack_unless_too_deep(spliced, opaque)
+        if blob is None:
             for digest in added:  # nothing references them after all
                 del refs[digest]
             return self.encode(doc, *keys)  # split, inline
@@ -387,14 +397,10 @@ class SharedValues:
             opaque += len(ext.data)
         if spliced is None:
             return encode(doc)
-        try:
-            blob = _pack(spliced)
-        except ValueError:
-            blob = None  # too deep for msgpack: split below
-        if blob is not None and (
-            len(blob) - opaque < _DEPTH_CHECK_MIN_BYTES or _fits_unpacker(blob)
-        ):
+        blob = _pack_unless_too_deep(spliced, opaque)
+        if blob is not None:
             return blob
+        # too deep for msgpack: split
         # `_split` copies tuples (an ExtType is one) as lists: give it the _Nested markers.
         for key in keys:
             if isinstance(spliced.get(key), msgpack.ExtType):
