@@ -123,6 +123,7 @@ class MqttClient:
         self._published = 0
         self._received = 0
         self._oversized = 0
+        self._read_wakeups = 0
         self._failed_attempts = 0
         self._outage_attempts = 0  # attempts since the last accepted connection
 
@@ -372,6 +373,7 @@ class MqttClient:
             oversized=self._oversized,
             in_flight=len(self._pending_pubs),
             buffered=len(self._inbox),
+            read_wakeups=self._read_wakeups,
         )
 
     # ----------------------------------------------------------------- connection loop
@@ -463,12 +465,25 @@ class MqttClient:
     async def _read_loop(self, sock: Any) -> None:
         poller = _Readiness(sock)
         self._rbuf, self._rpos = b"", 0
+        window = self.settings.read_batch_ms / 1000.0
+        burst_at = -window
         try:
             while True:
                 if self._rpos < len(self._rbuf):
                     await trio.lowlevel.checkpoint()  # buffered packets left: no wait
                 else:
+                    if window:
+                        # Read pacing (see MqttSettings.read_batch_ms): not even watching
+                        # the socket until a window after the last burst began means one
+                        # wake-up per window under load, and none added when traffic is
+                        # slower than that (the deadline has passed by then).
+                        await trio.sleep_until(burst_at + window)
+                        if sock.fileno() < 0:  # closed meanwhile (by close() or paho)
+                            self._lost.set()
+                            return
                     await trio.lowlevel.wait_readable(sock)
+                    burst_at = trio.current_time()
+                    self._read_wakeups += 1
                 for _ in range(_READS_PER_WAKEUP):
                     if self._paho.loop_read() != _OK:
                         self._lost.set()

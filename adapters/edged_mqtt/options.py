@@ -20,6 +20,7 @@ Example::
       session_expiry_s: 604800
       clean_start: false
       max_payload_bytes: 262144
+      read_batch_ms: 5                    # under load, read at most once per 5 ms (0: off)
       outbox: {max_messages: 10000, max_bytes: 16777216}
       dead_letter_topic: edged/dead-letter  # "" turns it off
       triggers: [...]                        # rules, as in a definition's triggers block
@@ -54,6 +55,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "max_concurrent_messages": int,
     "reconnect_min_s": (int, float),
     "reconnect_max_s": (int, float),
+    "read_batch_ms": (int, float),
 }
 _TLS_KEYS = {"ca": str, "cert": str, "key": str, "insecure": bool}
 _OUTBOX_KEYS = {"max_messages": int, "max_bytes": int}
@@ -111,6 +113,8 @@ def parse_options(section: dict[str, Any]) -> AdapterOptions:
         fields["reconnect_base_s"] = float(section["reconnect_min_s"])
     if section.get("reconnect_max_s") is not None:
         fields["reconnect_cap_s"] = float(section["reconnect_max_s"])
+    if section.get("read_batch_ms") is not None:
+        fields["read_batch_ms"] = float(section["read_batch_ms"])
     if section.get("clean_start") is not None:
         fields["clean_start"] = section["clean_start"]
     if section.get("protocol") is not None:

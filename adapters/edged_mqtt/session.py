@@ -58,6 +58,7 @@ class MqttStatistics:
     oversized: int  # received messages above max_payload_bytes, dropped
     in_flight: int  # QoS 1 publishes waiting for PUBACK
     buffered: int  # received messages not yet taken by the application
+    read_wakeups: int = 0  # times the reader woke up to a readable socket (see read_batch_ms)
 
 
 class Waiter(Generic[T]):

@@ -1,0 +1,75 @@
+"""Read pacing (MqttSettings.read_batch_ms) against a real Mosquitto: under load the reader
+wakes at most once per window and hands out what arrived meanwhile as one burst, in order;
+a message after a quiet spell is read at once."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from edged.errors import ConfigError
+from edged_mqtt.client import open_mqtt_client
+from edged_mqtt.options import parse_options
+from tests.mqtt.conftest import Broker
+
+
+async def _burst_after_one(broker: Broker, read_batch_ms: float, n: int) -> tuple[list[int], int]:
+    """Subscriber paced at `read_batch_ms`: one message, then `n` more right after it
+    arrived. Returns the payloads received and the reader's wake-ups meanwhile."""
+    # Manual acks: the client then announces a Receive Maximum of max_buffered_messages, so
+    # the broker sends the whole burst at once (its default in-flight window for a client
+    # that announces none is 20 messages, which a paced reader drains 20 per window).
+    settings = broker.settings(
+        client_id=f"paced-{read_batch_ms}", read_batch_ms=read_batch_ms, manual_ack=True
+    )
+    async with (
+        open_mqtt_client(settings) as sub,
+        open_mqtt_client(broker.settings(client_id=f"pacer-{read_batch_ms}")) as pub,
+    ):
+        await sub.subscribe("rb/#", 1)
+        await trio.sleep(read_batch_ms / 1000 + 0.05)  # a quiet spell: the next read is at once
+        before = sub.statistics().read_wakeups
+        await pub.publish("rb/x", b"0", 1)
+        first = await sub.receive()
+        sub.ack(first)
+        got = [int(first.payload)]
+        for i in range(1, n + 1):
+            await pub.publish_then("rb/x", str(i).encode(), 1, False, None, lambda e: None)
+        for _ in range(n):
+            message = await sub.receive()
+            sub.ack(message)
+            got.append(int(message.payload))
+        return got, sub.statistics().read_wakeups - before
+
+
+async def test_a_burst_inside_the_window_is_read_in_one_wakeup(broker: Broker) -> None:
+    # A long window so that the test's own publishing always fits inside it.
+    with trio.fail_after(20):
+        got, wakeups = await _burst_after_one(broker, 1000, 50)
+    assert got == list(range(51))
+    # The first message woke the reader at once; the next 50 arrived while it slept
+    # out the window and came in on one more wake-up (PUBACKs of the publisher's own
+    # messages go to the publisher, not here).
+    assert wakeups == 2
+
+
+async def test_a_message_after_a_quiet_spell_is_not_held_for_the_window(broker: Broker) -> None:
+    settings = broker.settings(client_id="quiet-sub", read_batch_ms=1000)
+    with trio.fail_after(10):
+        async with (
+            open_mqtt_client(settings) as sub,
+            open_mqtt_client(broker.settings(client_id="quiet-pub")) as pub,
+        ):
+            await sub.subscribe("q/#", 1)  # its SUBACK may wait out the window after CONNACK
+            await trio.sleep(1.1)
+            await pub.publish("q/x", b"hello", 1)
+            with trio.fail_after(0.5):  # a paced read would take up to the 1 s window
+                assert (await sub.receive()).payload == b"hello"
+
+
+def test_read_batch_ms_is_checked() -> None:
+    assert parse_options({"read_batch_ms": 8}).settings.read_batch_ms == 8.0
+    assert parse_options({"read_batch_ms": 0}).settings.read_batch_ms == 0.0
+    for bad in (-1, 1001, "5"):
+        with pytest.raises(ConfigError, match="read_batch_ms"):
+            parse_options({"read_batch_ms": bad})
