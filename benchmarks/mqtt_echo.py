@@ -13,6 +13,8 @@ For each system, in the same run, through a fresh private Mosquitto (loopback, f
   the reply is an outbox row deleted after its PUBACK);
 - ``edged_confirmed``: the same with the publish task waiting for the PUBACK (no
   ``confirm: false``): one more journal commit per message;
+- ``edged@rbN`` (any of the two above): the same with ``mqtt.read_batch_ms: N`` (read pacing;
+  the default is 5 ms, ``@rb0`` turns it off);
 - ``floor``: a plain paho echo client (not durable: republishes in on_message), the
   non-durable floor through the same broker.
 
@@ -23,7 +25,8 @@ until a run loses messages or falls behind by more than 5%). Finally the daemon'
 under $EDGED_PEERS on first use). Prints one JSON object per run, then a summary.
 
     .venv/bin/python benchmarks/mqtt_echo.py [--n 10000] [--rates 200,1000]
-        [--max-rates 1500,2000,2500] [--nodered]
+        [--max-rates 1500,2000,2500] [--systems edged,edged@rb0,edged_confirmed,floor]
+        [--nodered]
 
 The machine is shared (2 cores, other engineers' work): the load generator competes with
 the system under test; compare the systems side by side, not with figures from elsewhere.
@@ -134,7 +137,9 @@ def loadgen(port: int, rate: int, n: int, pid: int, label: str) -> dict[str, Any
     return res
 
 
-def run_edged(work: Path, port: int, confirmed: bool) -> subprocess.Popen[bytes]:
+def run_edged(
+    work: Path, port: int, confirmed: bool, read_batch_ms: float | None = None
+) -> subprocess.Popen[bytes]:
     data = work / "edged-data"
     shutil.rmtree(data, ignore_errors=True)
     defs = ROOT / "examples" / "mqtt-echo"
@@ -149,6 +154,10 @@ def run_edged(work: Path, port: int, confirmed: bool) -> subprocess.Popen[bytes]
     args = [sys.executable, "-m", "edged.cli", "run", "--defs", str(defs)]
     args += ["--mqtt", f"mqtt://127.0.0.1:{port}", "--data-dir", str(data)]
     args += ["--listen", f"127.0.0.1:{api}"]
+    if read_batch_ms is not None:
+        config = work / f"read-batch-{read_batch_ms:g}.json"
+        config.write_text(json.dumps({"mqtt": {"read_batch_ms": read_batch_ms}}))
+        args += ["--config", str(config)]
     log = open(work / "edged.log", "wb")  # noqa: SIM115 (the child owns it)
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     log.close()
@@ -170,8 +179,10 @@ def measure(system: str, work: Path, args: argparse.Namespace) -> list[dict[str,
     broker, port = start_broker(work)
     results: list[dict[str, Any]] = []
     try:
-        if system.startswith("edged"):
-            proc = run_edged(work, port, confirmed=system == "edged_confirmed")
+        base, _, variant = system.partition("@")
+        if base.startswith("edged"):
+            read_batch_ms = float(variant[2:]) if variant.startswith("rb") else None
+            proc = run_edged(work, port, base == "edged_confirmed", read_batch_ms)
         else:
             proc = subprocess.Popen([sys.executable, "-c", FLOOR_ECHO, str(port)])
             time.sleep(1.0)
