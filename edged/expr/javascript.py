@@ -5,7 +5,7 @@ Theory of operation
 A `JsSandbox` owns one QuickJS context per thread (a QuickJS runtime records
 the C stack of the thread that made it, and the quickjs package's own tests
 show crashes when a second thread touches it, even one at a time).  Creating
-a context costs ~280 µs here; reusing one costs ~20 µs per evaluation, so the
+a context costs ~280 µs here; reusing one costs ~15 µs per evaluation, so the
 context is reused and hardened once instead:
 
 * host extras that are not ECMAScript (`performance`, `queueMicrotask`,
@@ -24,10 +24,28 @@ context is reused and hardened once instead:
   see `_compiled`); globals it creates by
   assignment (`x = 1`) are deleted afterwards (a non-deletable one makes us
   throw the context away);
-* `$` is the bindings, passed in as JSON (a plain object, no host proxies);
-  the result comes back through `JSON.stringify` inside the same guarded
-  call: undefined, functions and symbols become None, NaN and Infinity None
-  (JSON null), a BigInt anywhere in the result is a JsError.
+* `$` is the bindings, passed in as JSON text and parsed by `JSON.parse` in
+  the runner (a plain object, no host proxies); the result comes back through
+  `JSON.stringify` inside the same guarded call: undefined, functions and
+  symbols become None, NaN and Infinity None (JSON null), a BigInt anywhere in
+  the result is a JsError.
+
+One evaluation is one call into QuickJS, `__edged_run(script, bindings JSON,
+mode)`, which returns:
+
+* value mode: the JSON text of the value (one `JSON.stringify`, so a flat
+  string; a rope string, which quickjs-ng makes when concatenating long
+  strings, cannot cross into Python), or undefined (None) when the value has no
+  JSON form;
+* bool mode: true or false, already converted as Conductor's `toBoolean` does;
+* either mode, when the script (or a `toJSON` it left in its value: the globals
+  check runs after `JSON.stringify`) created a global that cannot be deleted:
+  that outcome wrapped in a one-element array, an object, so Python sees a
+  `quickjs.Object`, reads it with `.json()` and throws the context away.
+
+Bindings over the memory cap fail in the call as `InternalError: out of
+memory` (QuickJS cannot make the argument string, and `JSON.parse` then
+raises the pending error), as when they were parsed by `parse_json`.
 
 Limits, per evaluation: `set_time_limit` (QuickJS measures C `clock()`, the
 *process* CPU time, so a busy second thread eats the budget), a memory cap on
@@ -89,7 +107,7 @@ _BOOTSTRAP: Final = r"""
   const ownKeys = Reflect.ownKeys, deleteProperty = Reflect.deleteProperty;
   const getDescriptor = Reflect.getOwnPropertyDescriptor, defineProperty = Reflect.defineProperty;
   const getPrototypeOf = Reflect.getPrototypeOf, freeze = Object.freeze;
-  const stringify = JSON.stringify;
+  const stringify = JSON.stringify, parse = JSON.parse;
   const Fn = Function;
   const inner = new Fn("__edged_src", "$", "return eval(__edged_src);");
   let baseline = null, baselineSize = 0;
@@ -113,23 +131,26 @@ _BOOTSTRAP: Final = r"""
       return null;
     }
   };
-  const run = function (src, input, mode) {
-    let text, clean = false;
+  // One call per evaluation: the bindings come in as JSON text and the value goes out as
+  // JSON text, made by one JSON.stringify (a flat string: concatenating onto it would make
+  // a rope string (quickjs-ng) that the Python binding cannot convert).  The globals check
+  // runs after stringify, since a toJSON can create globals too; a script that left one we
+  // cannot delete gets its outcome wrapped in an array (an object, not a string or boolean).
+  const run = function (src, json, mode) {
+    let out, clean = false;
     try {
+      const input = parse(json);
       const value = typeof src === "function" ? src(input) : inner(src, input);
       if (mode === 1) {
         const t = typeof value;
-        const truthy = t === "boolean" ? value : (t === "number" || t === "bigint") && value > 0;
-        text = truthy ? "true" : "false";
+        out = t === "boolean" ? value : (t === "number" || t === "bigint") && value > 0;
       } else {
-        text = stringify(value);
+        out = stringify(value);
       }
     } finally {
       clean = cleanup();
     }
-    // One JSON.stringify builds a flat string; concatenating "1" + text would
-    // make a rope string (quickjs-ng) that the Python binding cannot convert.
-    return stringify([clean ? 1 : 0, text === undefined ? null : text]);
+    return clean ? out : [out];
   };
   defineProperty(g, "__edged_run", { value: run, writable: false, configurable: false });
   defineProperty(g, "__edged_compile", { value: compile, writable: false, configurable: false });
@@ -261,27 +282,40 @@ class JsSandbox:
 
     def _run(self, script: str, bindings: Mapping[str, Any], mode: int) -> Any:
         try:
-            bindings_json = json.dumps(bindings, allow_nan=False, default=_not_json)
+            bindings_json = _encode_bindings(bindings)
         except (TypeError, ValueError, RecursionError) as exc:
             raise JsError(f"bindings are not JSON: {exc}") from exc
-        context, runner = self._context()
+        slot = self._slot
+        cache = slot.compiled
+        if cache is None:
+            self._context()
+            cache = slot.compiled
+            assert cache is not None
+        source = cache.get(script)
+        if source is None:
+            source = self._compiled(script)
         try:
-            data = context.parse_json(bindings_json)
-            outcome = runner(self._compiled(script), data, mode)
+            outcome = slot.runner(source, bindings_json, mode)
         except quickjs.JSException as exc:
             # After a timeout or memory/stack exhaustion the heap may be half-built
             # garbage; rebuilding costs a few ms and only happens on the error path.
             self._discard_context()
             raise self._translate(exc) from None
-        finally:
-            data = None  # drop our reference while the context is still alive
-        if not isinstance(outcome, str) or not outcome.startswith("["):
-            self._discard_context()
+        if type(outcome) is str:  # value mode: the value's JSON text
+            return _decode_json(outcome)[0]
+        if outcome is None or type(outcome) is bool:  # undefined JSON text; bool mode
+            return outcome
+        return self._left_a_global(outcome, mode)
+
+    def _left_a_global(self, outcome: Any, mode: int) -> Any:
+        """The outcome of a script that left a global we could not delete: `[out]`."""
+        self._discard_context()
+        if not isinstance(outcome, quickjs.Object):
             raise JsError("sandbox returned an unexpected value")
-        clean, text = json.loads(outcome)
-        if not clean:
-            self._discard_context()  # the script left a global we could not delete
-        return json.loads(text) if text is not None else None
+        (out,) = json.loads(outcome.json())
+        if mode == _MODE_VALUE and out is not None:
+            return json.loads(out)
+        return out
 
     def _translate(self, exc: Exception) -> JsError:
         text = str(exc)
@@ -307,6 +341,12 @@ def _not_json(value: object) -> Any:
     if isinstance(value, tuple):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# Built once: json.dumps with arguments builds a new encoder per call.
+_encode_bindings: Final = json.JSONEncoder(allow_nan=False, default=_not_json).encode
+# JSON.stringify's text is one JSON value with nothing around it, what raw_decode reads.
+_decode_json: Final = json.JSONDecoder().raw_decode
 
 
 _DEFAULT = threading.local()
