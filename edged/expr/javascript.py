@@ -12,9 +12,11 @@ context is reused and hardened once instead:
   `DOMException`, `btoa`, `atob`) are deleted; QuickJS-ng's Python binding
   adds no `std`/`os`/`require`/`print`, and we register no host callables;
 * every intrinsic reachable from `globalThis` (constructors, prototypes,
-  `Math`, `JSON`, ...) is frozen and every existing global made read-only, so
-  one script cannot change what the next one sees (`Array.prototype.x = 1`
-  silently does nothing, as frozen objects do in sloppy mode);
+  `Math`, `JSON`, ...) or from an instance of one (iterator and generator
+  prototypes, which no global leads to) is frozen and every existing global
+  made read-only, so one script cannot change what the next one sees
+  (`Array.prototype.x = 1` silently does nothing, as frozen objects do in
+  sloppy mode);
 * each script runs through a direct `eval` inside a fresh function call, so
   its `var`/`function`/`let`/`const` declarations are local to that call and
   its completion value is the result, as when Conductor evaluates it as a
@@ -22,8 +24,9 @@ context is reused and hardened once instead:
   the usual INLINE/SWITCH shape, is compiled once per context into a function of
   `$` and called instead, which gives the same value without parsing it again;
   see `_compiled`); globals it creates by
-  assignment (`x = 1`) are deleted afterwards (a non-deletable one makes us
-  throw the context away);
+  assignment (`x = 1`) are deleted afterwards and the global object's
+  prototype is put back (a non-deletable global, or a global object made
+  non-extensible, makes us throw the context away);
 * `$` is the bindings, passed in as JSON text and parsed by `JSON.parse` in
   the runner (a plain object, no host proxies); the result comes back through
   `JSON.stringify` inside the same guarded call: undefined, functions and
@@ -110,11 +113,14 @@ _BOOTSTRAP: Final = r"""
   const stringify = JSON.stringify, parse = JSON.parse;
   const Fn = Function;
   const inner = new Fn("__edged_src", "$", "return eval(__edged_src);");
+  const isExtensible = Reflect.isExtensible, setPrototypeOf = Reflect.setPrototypeOf;
+  const globalProto = getPrototypeOf(g);
   let baseline = null, baselineSize = 0;
   const cleanup = function () {
+    // The global object stays extensible (that cannot be undone) with its own prototype.
+    let ok = isExtensible(g) && (getPrototypeOf(g) === globalProto || setPrototypeOf(g, globalProto));
     const keys = ownKeys(g);
-    if (keys.length === baselineSize) return true;  // nothing added (none can be deleted)
-    let ok = true;
+    if (keys.length === baselineSize) return ok;  // nothing added (none can be deleted)
     for (const key of keys) {
       if (!baseline.has(key) && !deleteProperty(g, key)) ok = false;
     }
@@ -155,7 +161,14 @@ _BOOTSTRAP: Final = r"""
   defineProperty(g, "__edged_run", { value: run, writable: false, configurable: false });
   defineProperty(g, "__edged_compile", { value: compile, writable: false, configurable: false });
   const seen = new Set();
-  const todo = [];
+  // Intrinsics no global property leads to (iterator and generator prototypes, ...),
+  // reached from throwaway instances of them: the walk freezes their prototype chains.
+  const todo = [
+    [].values(), new Map().values(), new Set().values(), ""[Symbol.iterator](),
+    /a/[Symbol.matchAll](""), [].values().map((x) => x), Iterator.from({ next() {} }),
+    function* () {}, (function* () {})(), async function () {}, async function* () {},
+    (async function* () {})(),
+  ];
   for (const key of ownKeys(g)) {
     const d = getDescriptor(g, key);
     todo.push(d.value, d.get, d.set);
