@@ -15,12 +15,13 @@ with no paho thread and no lock taken while the loop waits:
   paho asks to write, then ``loop_write`` and ``wait_writable`` while data remains) and a
   housekeeper (``loop_misc`` once a second: keepalive pings, ping timeout). paho's socket
   calls are replaced by buffered ones: it reads a packet in several tiny recv() calls (type,
-  length, body), served here from one 64 KiB recv(); its per-packet send() calls are
-  gathered and flushed by the writer with one send() per loop_write(). Any of them seeing
-  the connection fail ends the nursery. paho closes sockets itself; ``on_socket_close`` calls
-  ``trio.lowlevel.notify_closing`` first so a task waiting on that socket wakes with an error
-  instead of waiting on a recycled fd. The same callback also fires from ``Client.__del__``
-  outside ``trio.run``: it is ignored there.
+  length, body), served from one 64 KiB recv() by ``fastread.PacketReader``, which also
+  decodes PUBLISH and PUBACK itself (paho's behaviour, a fraction of its CPU); its per-packet
+  send() calls are gathered and flushed by the writer with one send() per loop_write().
+  Any of them seeing the connection fail ends the nursery. paho closes sockets itself;
+  ``on_socket_close`` calls ``trio.lowlevel.notify_closing`` first so a task waiting on that
+  socket wakes with an error instead of waiting on a recycled fd. The same callback also
+  fires from ``Client.__del__`` outside ``trio.run``: it is ignored there.
 - Sessions are persistent (clean start off, session expiry on MQTT 5; clean_session off on
   3.1.1) under a stable client id, so the broker queues QoS 1 messages while we are away. When
   a CONNACK says the broker has no session, the client subscribes again to every filter.
@@ -58,6 +59,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edged_mqtt import fastprops
 from edged_mqtt.backoff import backoff_s
+from edged_mqtt.fastread import PacketReader
 from edged_mqtt.inbox import Inbox, MqttMessage
 from edged_mqtt.session import (
     ClientClosed,
@@ -82,7 +84,6 @@ fastprops.install()
 
 _OK = MQTTErrorCode.MQTT_ERR_SUCCESS
 _MISC_INTERVAL_S = 1.0
-_RECV_CHUNK = 65536
 _READS_PER_WAKEUP = 256  # then yield to the scheduler so a flood cannot starve other tasks
 
 
@@ -102,12 +103,17 @@ class MqttClient:
         self._trio_thread = threading.get_ident()
         self._paho: Client = build_paho(settings)
         self._install_callbacks()
+        self._reader = PacketReader(
+            self._paho,
+            self._accept,
+            self._acked,
+            lambda: self._on_register_write(self._paho, None, None),
+        )
         self._inbox = Inbox(settings.max_buffered_messages)
         self._inbox_lot = trio.lowlevel.ParkingLot()
         self._state_lot = trio.lowlevel.ParkingLot()  # woken on connect, loss and close
         self._write_wanted = trio.Event()
         self._wbuf = bytearray()  # bytes paho "sent" that the writer task still has to send
-        self._rbuf, self._rpos = b"", 0  # bytes received that paho has not read yet
         self._lost = trio.Event()
         self._conn_nursery: trio.Nursery | None = None
         self._inflight = trio.Semaphore(settings.max_inflight)
@@ -464,12 +470,13 @@ class MqttClient:
 
     async def _read_loop(self, sock: Any) -> None:
         poller = _Readiness(sock)
-        self._rbuf, self._rpos = b"", 0
+        reader = self._reader
+        reader.reset()
         window = self.settings.read_batch_ms / 1000.0
         burst_at = -window
         try:
             while True:
-                if self._rpos < len(self._rbuf):
+                if reader.buffered():
                     await trio.lowlevel.checkpoint()  # buffered packets left: no wait
                 else:
                     if window:
@@ -488,34 +495,10 @@ class MqttClient:
                     if self._paho.loop_read() != _OK:
                         self._lost.set()
                         return
-                    if self._rpos >= len(self._rbuf) and not poller.has_data():
+                    if not reader.buffered() and not poller.has_data():
                         break
         except (trio.ClosedResourceError, OSError):
             self._lost.set()
-
-    def _buffer_recv(self, bufsize: int) -> bytes:
-        """paho's ``_sock_recv``: paho reads a packet in several small reads (type byte,
-        length bytes, body); serve them from one large recv() instead of a syscall each."""
-        pos, buf = self._rpos, self._rbuf
-        if pos >= len(buf):
-            sock = self._paho._sock
-            if sock is None:
-                raise ConnectionError("socket is None")
-            try:
-                data = sock.recv(_RECV_CHUNK)
-            except ssl.SSLWantReadError as err:
-                raise BlockingIOError() from err
-            except ssl.SSLWantWriteError as err:
-                self._on_register_write(self._paho, None, None)
-                raise BlockingIOError() from err
-            if len(data) <= bufsize:
-                self._rbuf, self._rpos = b"", 0
-                return data  # also b"" at end of stream: paho sees the connection lost
-            buf, pos = data, 0
-            self._rbuf = data
-        out = buf[pos : pos + bufsize]
-        self._rpos = pos + len(out)
-        return out
 
     def _buffer_send(self, data: bytes | bytearray) -> int:
         """paho's ``_sock_send``: queue the bytes for ``_flush``; report them all sent."""
@@ -641,11 +624,11 @@ class MqttClient:
         p.on_unsubscribe = self._on_unsubscribe
         p.on_socket_close = self._on_socket_close
         p.on_socket_register_write = self._on_register_write
+        # (paho's _sock_recv and _packet_read: see PacketReader.)
         # Coalesce writes: paho sends each packet with its own send(); the writer task
         # flushes everything one loop_write() produced with one send() instead (a PUBACK
         # and a PUBLISH committed together cost one syscall, not two).
         p._sock_send = self._buffer_send  # type: ignore[method-assign,assignment]
-        p._sock_recv = self._buffer_recv  # type: ignore[method-assign]
 
     def _in_trio(self) -> bool:
         return threading.get_ident() == self._trio_thread and trio.lowlevel.in_trio_run()
@@ -714,6 +697,9 @@ class MqttClient:
     def _on_publish(
         self, client: Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
     ) -> None:
+        self._acked(mid, reason)
+
+    def _acked(self, mid: int, reason: ReasonCode) -> None:
         waiter = self._pending_pubs.get(mid)
         if waiter is not None:
             waiter.succeed(reason)
@@ -738,35 +724,64 @@ class MqttClient:
             waiter.succeed(True)
 
     def _on_message(self, client: Client, userdata: Any, raw: MQTTMessage) -> None:
+        self._accept(
+            raw._topic,
+            bytes(raw.payload),
+            raw.qos,
+            bool(raw.retain),
+            raw.mid,
+            bool(raw.dup),
+            getattr(raw, "properties", None),
+        )
+
+    def _accept(
+        self,
+        topic_bytes: bytes,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        mid: int,
+        dup: bool,
+        properties: Properties | None,
+    ) -> None:
+        """A received PUBLISH, from paho (``_on_message``) or from ``PacketReader``."""
         # An exception here would escape loop_read and end the connection: contain it.
         try:
-            self._accept(raw)
+            self._queue(topic_bytes, payload, qos, retain, mid, dup, properties)
         except Exception:
             self._inbox.dropped += 1
-            log.exception("mqtt message_rejected mid=%s", raw.mid)
+            log.exception("mqtt message_rejected mid=%s", mid)
 
-    def _accept(self, raw: MQTTMessage) -> None:
+    def _queue(
+        self,
+        topic_bytes: bytes,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        mid: int,
+        dup: bool,
+        properties: Properties | None,
+    ) -> None:
         try:
-            topic = raw.topic
+            topic = topic_bytes.decode("utf-8")
         except UnicodeDecodeError:
-            topic = raw._topic.decode("utf-8", "replace")
-        payload = bytes(raw.payload)
+            topic = topic_bytes.decode("utf-8", "replace")
         if len(payload) > self.settings.max_payload_bytes:
             self._oversized += 1
             log.warning("mqtt message_oversized topic=%s size_bytes=%d", topic, len(payload))
             # Acknowledge so the broker does not redeliver it forever; it is counted, logged.
-            if self.settings.manual_ack and raw.qos > 0:
-                client_ack = self._paho.ack(raw.mid, raw.qos)
+            if self.settings.manual_ack and qos > 0:
+                client_ack = self._paho.ack(mid, qos)
                 del client_ack
             return
         message = MqttMessage(
             topic=topic,
             payload=payload,
-            qos=raw.qos,
-            retain=bool(raw.retain),
-            mid=raw.mid,
-            dup=bool(raw.dup),
-            properties=getattr(raw, "properties", None),
+            qos=qos,
+            retain=retain,
+            mid=mid,
+            dup=dup,
+            properties=properties,
             subscription=self._inbox.route(topic),
             connection=self._connection,
             received_at_ms=int(time.time() * 1000),
