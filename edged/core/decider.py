@@ -67,6 +67,14 @@ MAX_LOG_LINES = 200
 
 _NS_BYTES = _NS.bytes
 
+# Bits of the 128-bit id: the version nibble (bits 76-79) and the variant (bits 62-63),
+# cleared and then set; an id derived from a time-ordered one also takes its creation
+# time as its first 48 bits.
+_CLEAR = ((1 << 128) - 1) & ~(0xF << 76) & ~(0x3 << 62)
+_VARIANT = 0x2 << 62
+_V5 = (0x5 << 76) | _VARIANT
+_LOW80 = (1 << 80) - 1
+
 
 def _time_prefix(part: str) -> bytes | None:
     """The 48-bit creation time leading a version 7 id (or an id derived from one)."""
@@ -76,6 +84,19 @@ def _time_prefix(part: str) -> bytes | None:
         except ValueError:
             return None
     return None
+
+
+def _id_bits(first: str) -> tuple[int, int]:
+    """(mask, bits) turning a SHA-1 value into the id derived from `first` and more parts."""
+    prefix = _time_prefix(first)
+    if prefix is None:
+        return _CLEAR, _V5
+    return _CLEAR & _LOW80, int.from_bytes(prefix, "big") << 80 | 0x8 << 76 | _VARIANT
+
+
+def _id_text(value: int) -> str:
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def derive_id(*parts: str) -> str:
@@ -88,16 +109,27 @@ def derive_id(*parts: str) -> str:
     tasks land on the last pages of the journal's task index like the execution itself
     (see edged/ids.py). Ids of executions with other ids are exactly as before.
     """
-    raw = bytearray(hashlib.sha1(_NS_BYTES + "/".join(parts).encode()).digest()[:16])
-    prefix = _time_prefix(parts[0]) if parts else None
-    if prefix is None:
-        raw[6] = (raw[6] & 0x0F) | 0x50
-    else:
-        raw[0:6] = prefix
-        raw[6] = (raw[6] & 0x0F) | 0x80
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    mask, bits = _id_bits(parts[0]) if parts else (_CLEAR, _V5)
+    digest = hashlib.sha1(_NS_BYTES + "/".join(parts).encode()).digest()
+    return _id_text(int.from_bytes(digest[:16], "big") & mask | bits)
+
+
+class _TaskIds:
+    """`derive_id(workflow_id, str(seq))` for one workflow's new tasks, with the
+    workflow id's part of the hash and of the bits worked out once (a transition
+    that starts an execution makes one id per task)."""
+
+    __slots__ = ("bits", "mask", "seed")
+
+    def __init__(self, workflow_id: str) -> None:
+        self.seed = hashlib.sha1(_NS_BYTES + workflow_id.encode() + b"/")
+        self.mask, self.bits = _id_bits(workflow_id)
+
+    def of(self, seq: int) -> str:
+        h = self.seed.copy()
+        h.update(str(seq).encode())
+        t = f"{int.from_bytes(h.digest()[:16], 'big') & self.mask | self.bits:032x}"
+        return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"  # as _id_text
 
 
 @dataclass(slots=True, init=False)
@@ -211,6 +243,14 @@ class Transition:
         # Forks being scheduled and the JOINs they still owe (forks.schedule_fork).
         self.fork_depth = 0
         self.owed_joins: list[tuple[dict[str, Any] | None, Scope]] = []
+        self._task_ids: _TaskIds | None = None
+
+    def task_id(self, seq: int) -> str:
+        """The id of the workflow's task number `seq`: `derive_id(workflow_id, str(seq))`."""
+        ids = self._task_ids
+        if ids is None:
+            ids = self._task_ids = _TaskIds(self.wf.workflow_id)
+        return ids.of(seq)
 
     # ------------------------------------------------------------------ events
 
@@ -293,7 +333,7 @@ class Transition:
         wf = self.wf
         seq = wf.next_seq
         wf.next_seq += 1
-        task_id = derive_id(wf.workflow_id, str(seq))
+        task_id = self.task_id(seq)
         base_ref = str(wt.get("taskReferenceName", ""))
         ref = with_iteration(base_ref, scope.iteration) if scope.iteration else base_ref
         kind = task_type or str(wt.get("type") or "SIMPLE")
@@ -311,9 +351,18 @@ class Transition:
             params = {**taskdef["inputTemplate"], **(params if isinstance(params, dict) else {})}
         task_input: dict[str, Any] = {}
         if resolve_input and isinstance(params, dict) and params:
-            resolved = resolve(params, ExpressionContext(wf), task_id=task_id, env=self.decider.env)
-            if isinstance(resolved, dict):
-                task_input = resolved
+            # the pinned definition's own parameters (never changed in place)?
+            pinned = params is wt.get("inputParameters") and self.index.nodes.get(base_ref) is wt
+            if pinned:
+                task_input = resolve_params(
+                    params, ExpressionContext(wf), task_id=task_id, env=self.decider.env
+                )
+            else:
+                resolved = resolve(
+                    params, ExpressionContext(wf), task_id=task_id, env=self.decider.env
+                )
+                if isinstance(resolved, dict):
+                    task_input = resolved
         task = Task(
             task_id=task_id,
             seq=seq,
@@ -331,10 +380,16 @@ class Transition:
             fork_id=scope.fork_id,
         )
         wf.tasks.append(task)
-        self.changed(task)
-        self.history(
-            "TaskScheduled",
-            {"taskId": task_id, "ref": ref, "type": kind, "name": name, "seq": seq},
+        # self.changed(task) and self.history(...), written out: twice per started task
+        decision = self.decision
+        decision.changed[task_id] = task
+        wf.updated_ms = self.at_ms
+        decision.workflow_changed = True
+        decision.history.append(
+            (
+                "TaskScheduled",
+                {"taskId": task_id, "ref": ref, "type": kind, "name": name, "seq": seq},
+            )
         )
         return task
 
@@ -369,11 +424,15 @@ class Transition:
             task.timers = []
         if reason is not None:
             task.reason = reason
-        self.changed(task)
+        # self.changed(task) and self.history(...), written out: once per task at least
+        decision = self.decision
+        decision.changed[task.task_id] = task
+        self.wf.updated_ms = self.at_ms
+        decision.workflow_changed = True
         body: dict[str, Any] = {"taskId": task.task_id, "ref": task.ref, "status": status._value_}
         if reason:
             body["reason"] = reason
-        self.history("TaskStatusChanged", body)
+        decision.history.append(("TaskStatusChanged", body))
 
     def finish(self, task: Task, status: TaskStatus, reason: str | None) -> None:
         """The task ended: record it and queue its handling."""
@@ -497,8 +556,8 @@ class Transition:
     def workflow_output(self) -> dict[str, Any]:
         params = self.wf.definition.get("outputParameters") or {}
         if isinstance(params, dict) and params:
-            resolved = resolve(params, ExpressionContext(self.wf), env=self.decider.env)
-            return resolved if isinstance(resolved, dict) else {}
+            # the pinned definition's own parameters (never changed in place)
+            return resolve_params(params, ExpressionContext(self.wf), env=self.decider.env)
         if self.wf.tasks:
             return dict(self.wf.tasks[-1].output)
         return {}
@@ -548,7 +607,7 @@ class Transition:
         elif status is WorkflowStatus.COMPLETED:
             wf.output = self.workflow_output()
         self.touch()
-        body: dict[str, Any] = {"status": status.value}
+        body: dict[str, Any] = {"status": status._value_}
         if reason:
             body["reason"] = reason
         self.history("WorkflowStatusChanged", body)
@@ -647,3 +706,4 @@ __all__ = [
 # and importing them here keeps per-call imports off the hot path.
 from edged.core import admin, inbound, operators  # noqa: E402
 from edged.expr import resolve  # noqa: E402
+from edged.expr.params import resolve_params  # noqa: E402

@@ -139,8 +139,6 @@ def _can_retry(task: Task) -> bool:
 
 def retry(tr: Transition, task: Task, *, delay: bool = True) -> Task:
     """A new attempt of `task`: new id, retryCount + 1, same input (DeciderService.retry)."""
-    from edged.core.decider import derive_id
-
     wf = tr.wf
     task.retried = True
     tr.changed(task)
@@ -149,7 +147,7 @@ def retry(tr: Transition, task: Task, *, delay: bool = True) -> Task:
     seq = wf.next_seq
     wf.next_seq += 1
     again = Task(
-        task_id=derive_id(wf.workflow_id, str(seq)),
+        task_id=tr.task_id(seq),
         seq=seq,
         ref=task.ref,
         task_type=task.task_type,

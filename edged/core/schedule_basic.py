@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from edged import expr
 from edged.core.commands import PublishEvent, StartWorkflow
 from edged.core.model import TaskStatus, WorkflowStatus
 from edged.core.navigate import first_task
@@ -227,8 +228,6 @@ def schedule_set_variable(tr: Transition, wt: dict[str, Any], scope: Scope) -> N
 
 
 def schedule_script(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
-    from edged.expr import eval_inline, eval_lambda, jq_transform
-
     task = tr.new_task(wt, scope)
     try:
         if task.task_type == "INLINE":
@@ -239,19 +238,19 @@ def schedule_script(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
             if evaluator == "value-param":
                 task.output = {"result": task.input.get(expression)}
             elif evaluator in ("javascript", "graaljs"):
-                task.output = {"result": eval_inline(expression, task.input)}
+                task.output = {"result": expr.eval_inline(expression, task.input)}
             else:
                 raise ValueError(f"unknown evaluatorType {evaluator!r}")
         elif task.task_type == "LAMBDA":
             script = task.input.get("scriptExpression") or wt.get("scriptExpression")
             if not isinstance(script, str):
                 raise ValueError("LAMBDA needs the input 'scriptExpression'")
-            task.output = {"result": eval_lambda(script, task.input)}
+            task.output = {"result": expr.eval_lambda(script, task.input)}
         else:
             query = task.input.get("queryExpression")
             if not isinstance(query, str):
                 raise ValueError("JSON_JQ_TRANSFORM needs the input 'queryExpression'")
-            task.output = jq_transform(query, task.input)
+            task.output = expr.jq_transform(query, task.input)
     except Exception as exc:  # script errors fail the task, never the engine
         task.output = {"error": str(exc)}
         tr.finish(task, TaskStatus.FAILED, str(exc))

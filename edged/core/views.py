@@ -16,7 +16,7 @@ every task for every scheduling would make long executions quadratic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from edged.core.model import Task, Workflow
@@ -26,7 +26,7 @@ def workflow_view(wf: Workflow) -> dict[str, Any]:
     return {
         "input": wf.input,
         "output": wf.output,
-        "status": wf.status.value,
+        "status": wf.status._value_,
         "workflowId": wf.workflow_id,
         "parentWorkflowId": wf.parent_id,
         "parentWorkflowTaskId": wf.parent_task_id,
@@ -46,7 +46,7 @@ def task_view(wf: Workflow, task: Task) -> dict[str, Any]:
         "input": task.input,
         "output": task.output,
         "taskType": task.task_type,
-        "status": task.status.value,
+        "status": task.status._value_,
         "referenceTaskName": task.ref,
         "retryCount": task.retry_count,
         "correlationId": wf.correlation_id,
@@ -66,11 +66,87 @@ def task_view(wf: Workflow, task: Task) -> dict[str, Any]:
     }
 
 
+# The same views, one reader per key (same keys, same order), for `_LazyView`: a
+# reference reads one or two keys of a view, so building all 14 or 20 entries (and the
+# workflow's name, version and status) for every reference was most of its cost.
+_Reader = Callable[[Workflow, Any], Any]
+_WORKFLOW_READERS: dict[str, _Reader] = {
+    "input": lambda wf, _: wf.input,
+    "output": lambda wf, _: wf.output,
+    "status": lambda wf, _: wf.status._value_,
+    "workflowId": lambda wf, _: wf.workflow_id,
+    "parentWorkflowId": lambda wf, _: wf.parent_id,
+    "parentWorkflowTaskId": lambda wf, _: wf.parent_task_id,
+    "workflowType": lambda wf, _: wf.name,
+    "version": lambda wf, _: wf.version,
+    "correlationId": lambda wf, _: wf.correlation_id,
+    "reasonForIncompletion": lambda wf, _: wf.reason,
+    "schemaVersion": lambda wf, _: wf.definition.get("schemaVersion", 2),
+    "variables": lambda wf, _: wf.variables,
+    "taskToDomain": lambda wf, _: wf.task_to_domain,
+    "createTime": lambda wf, _: wf.created_ms,
+}
+_TASK_READERS: dict[str, _Reader] = {
+    "input": lambda _, t: t.input,
+    "output": lambda _, t: t.output,
+    "taskType": lambda _, t: t.task_type,
+    "status": lambda _, t: t.status._value_,
+    "referenceTaskName": lambda _, t: t.ref,
+    "retryCount": lambda _, t: t.retry_count,
+    "correlationId": lambda wf, _: wf.correlation_id,
+    "pollCount": lambda _, t: t.poll_count,
+    "taskDefName": lambda _, t: t.def_name,
+    "scheduledTime": lambda _, t: t.scheduled_ms,
+    "startTime": lambda _, t: t.start_ms,
+    "endTime": lambda _, t: t.end_ms,
+    "workflowInstanceId": lambda wf, _: wf.workflow_id,
+    "workflowType": lambda wf, _: wf.name,
+    "taskId": lambda _, t: t.task_id,
+    "reasonForIncompletion": lambda _, t: t.reason,
+    "callbackAfterSeconds": lambda _, t: t.callback_after_s,
+    "workerId": lambda _, t: t.worker_id,
+    "iteration": lambda _, t: reported_iteration(t),
+    "subWorkflowId": lambda _, t: t.subworkflow_id,
+}
+
+
+class _LazyView(Mapping[str, Any]):
+    """`workflow_view` / `task_view` read key by key, when a reference asks.
+
+    Equal to the dict (same keys and order); each value is read from the live state
+    when asked for, which is the same value within the one `resolve` call a context
+    serves (resolving changes no state).
+    """
+
+    __slots__ = ("_readers", "_task", "_wf")
+
+    def __init__(self, readers: dict[str, _Reader], wf: Workflow, task: Task | None) -> None:
+        self._readers = readers
+        self._wf = wf
+        self._task = task
+
+    def __getitem__(self, key: str) -> Any:
+        return self._readers[key](self._wf, self._task)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        read = self._readers.get(key)
+        return default if read is None else read(self._wf, self._task)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._readers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._readers)
+
+    def __len__(self) -> int:
+        return len(self._readers)
+
+
 _MISSING: Any = object()
 
 
 class ExpressionContext(Mapping[str, Any]):
-    """Lazy mapping: "workflow" -> workflow view, ref -> newest task view."""
+    """Lazy mapping: "workflow" -> workflow view, ref -> newest task view (both lazy)."""
 
     __slots__ = ("_cache", "_wf")
 
@@ -91,12 +167,12 @@ class ExpressionContext(Mapping[str, Any]):
         if value is not _MISSING:
             return value
         if key == "workflow":
-            value = workflow_view(self._wf)
+            value = _LazyView(_WORKFLOW_READERS, self._wf, None)
         else:
             task = self._find(key)
             if task is None:
                 return default
-            value = task_view(self._wf, task)
+            value = _LazyView(_TASK_READERS, self._wf, task)
         self._cache[key] = value
         return value
 
@@ -138,7 +214,7 @@ def task_json(wf: Workflow, task: Task) -> dict[str, Any]:
     iteration = reported_iteration(task)
     doc: dict[str, Any] = {
         "taskType": conductor_task_type(task),
-        "status": task.status.value,
+        "status": task.status._value_,
         "inputData": task.input,
         "referenceTaskName": task.ref,
         "retryCount": task.retry_count,

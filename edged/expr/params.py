@@ -54,10 +54,13 @@ from typing import Any, Final
 
 from edged.expr.jsonpath import MISSING, CompiledPath, PathSyntaxError, compile_path
 
-__all__ = ["find_references", "java_str", "resolve"]
+__all__ = ["find_references", "java_str", "resolve", "resolve_params"]
 
 TASK_ID_REFERENCE: Final = "CPEWF_TASK_ID"
 _EMPTY_ENV: Final[Mapping[str, str]] = {}
+# Values that resolve (and `_copy`) to themselves, by exact type; checked inline by the
+# container branches so a message's scalars cost no call each.
+_ATOMS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,14 +148,20 @@ class _Resolver:
         if kind is str:
             return self.walk_str(value)
         if kind is dict:
-            # inputParameters: mostly strings, handled here without a walk() call each
+            # inputParameters: mostly strings and numbers, handled here without a walk()
+            # call each
             out = {}
             for key, item in value.items():
-                if type(item) is str:
+                kind = type(item)
+                if kind is str:
                     out[key] = item if "${" not in item else self.walk_str(item)
+                elif kind in _ATOMS:
+                    out[key] = item
                 else:
                     out[key] = self.walk(item)
             return out
+        if kind in _ATOMS:
+            return value
         if kind is list:
             return [self.walk(item) for item in value]
         if isinstance(value, str):
@@ -230,12 +239,12 @@ def _unescape(text: str) -> str:
 
 def _copy(value: Any) -> Any:
     kind = type(value)
-    if kind is str or kind is int or value is None:
+    if kind in _ATOMS:
         return value
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_copy(item) for item in value]
+    if kind is dict or isinstance(value, dict):
+        return {key: item if type(item) in _ATOMS else _copy(item) for key, item in value.items()}
+    if kind is list or isinstance(value, (list, tuple)):
+        return [item if type(item) in _ATOMS else _copy(item) for item in value]
     if isinstance(value, Mapping):
         return {key: _copy(value[key]) for key in value}
     return value
@@ -253,6 +262,66 @@ def resolve(
     `ctx` is only probed with `get`, never iterated, so it may be lazy.
     """
     return _Resolver(ctx, env if env is not None else _EMPTY_ENV, task_id).walk(template)
+
+
+# How `resolve_params` treats each entry of a parameter dict (worked out once per dict).
+_AS_IS = 0  # an atom or a string without `${`: the value itself, as `walk` returns it
+_LONE = 1  # exactly one rooted reference: looked up and copied, as `walk_str` does
+_WALK = 2  # anything else: `walk` it
+_Plan = tuple[tuple[Any, int, Any], ...]
+_PLANS: dict[int, tuple[dict[Any, Any], _Plan]] = {}
+_PLANS_MAX = 4096
+
+
+def _plan_of(template: dict[Any, Any]) -> _Plan:
+    found = _PLANS.get(id(template))
+    if found is not None and found[0] is template:
+        return found[1]
+    plan: list[tuple[Any, int, Any]] = []
+    for key, item in template.items():
+        kind = type(item)
+        if kind is str and "${" in item:
+            ref = _compile(item).lone
+            path = ref.path if ref is not None else None
+            if path is not None and path.root is not None:
+                plan.append((key, _LONE, path))
+            else:
+                plan.append((key, _WALK, item))
+        elif kind in _ATOMS:
+            plan.append((key, _AS_IS, item))
+        else:
+            plan.append((key, _WALK, item))
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[id(template)] = (template, tuple(plan))  # holds it: the id is not reused meanwhile
+    return tuple(plan)
+
+
+def resolve_params(
+    template: dict[Any, Any],
+    ctx: Mapping[str, Any],
+    *,
+    task_id: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[Any, Any]:
+    """`resolve(template, ctx, ...)` for a parameter dict that is never changed in place
+    (a definition's `inputParameters` / `outputParameters`): what each entry needs is
+    worked out once per dict object, so a resolution does only the lookups."""
+    out: dict[Any, Any] = {}
+    resolver: _Resolver | None = None
+    for key, how, what in _plan_of(template):
+        if how == _AS_IS:
+            out[key] = what
+        elif how == _LONE:
+            found = ctx.get(what.root, MISSING)
+            if found is MISSING:
+                found = (env or _EMPTY_ENV).get(what.root, MISSING)
+            out[key] = _copy(what.read(found))
+        else:
+            if resolver is None:
+                resolver = _Resolver(ctx, env if env is not None else _EMPTY_ENV, task_id)
+            out[key] = resolver.walk(what)
+    return out
 
 
 def find_references(template: Any) -> list[str]:

@@ -100,19 +100,24 @@ class Reply:
 
     The callback form lets a caller that handles many ops (MQTT triggers) be told without
     a task of its own per op; it runs on the owner task, so it must not block or raise.
+    The event a waiter parks on is made only when someone waits before the outcome is
+    known (a callback reply, one per triggered message, never needs one).
     """
 
-    __slots__ = ("callback", "done", "error", "value")
+    __slots__ = ("_event", "callback", "error", "is_set", "value")
 
     def __init__(self, callback: Callable[[Any, BaseException | None], None] | None = None) -> None:
-        self.done = trio.Event()
+        self._event: trio.Event | None = None
+        self.is_set = False
         self.value: Any = None
         self.error: BaseException | None = None
         self.callback = callback
 
     def set(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value, self.error = value, error
-        self.done.set()
+        self.is_set = True
+        if self._event is not None:
+            self._event.set()
         callback = self.callback
         if callback is not None:
             self.callback = None
@@ -122,7 +127,12 @@ class Reply:
                 log.exception("reply callback failed")
 
     async def wait(self) -> Any:
-        await self.done.wait()
+        if self.is_set:
+            await trio.lowlevel.checkpoint()
+        else:
+            if self._event is None:
+                self._event = trio.Event()
+            await self._event.wait()
         if self.error is not None:
             raise self.error
         return self.value
@@ -182,6 +192,7 @@ class _Flight:
     ended: list[Workflow]  # terminal when decided: retired once durable
     ended_tasks: list[str]  # polled tasks over when decided: slots freed once durable
     acks: list[int]  # lingering acknowledgements this batch carries (see EngineSettings)
+    history_spans: list[tuple[str, int, int]]  # (workflow id, start, end) in batch.history
     done: Completion | None = None
     error: BaseException | None = None  # could not even be queued
     started: float = 0.0
@@ -364,6 +375,7 @@ class Engine:
         replies: list[tuple[Reply, Any, BaseException | None]] = []
         created: list[Workflow] = []
         timers: dict[str, TimerRow | None] = {}
+        history_spans: list[tuple[str, int, int]] = []
         at_ms = now_ms()
         for op in ops:
             if op.ack is not None:
@@ -404,8 +416,12 @@ class Engine:
                     timers[command.key] = None
                 commands.append((wf.workflow_id, command))
             if decision.history:
-                for kind, body in decision.history:
-                    batch.history.append(HistoryEvent(wf.workflow_id, at_ms, kind, body))
+                wid = wf.workflow_id
+                start = len(batch.history)
+                batch.history += [
+                    HistoryEvent(wid, at_ms, kind, body) for kind, body in decision.history
+                ]
+                history_spans.append((wid, start, len(batch.history)))
             if op.reply:
                 replies.append((op.reply, wf.workflow_id, None))
         if not touched and not batch.outbox_acked:
@@ -415,7 +431,7 @@ class Engine:
         for wf in touched.values():
             batch.executions.append(_execution_row(wf))
         batch.tasks.extend(
-            TaskRow(t.task_id, wf.workflow_id, t.seq, t.status.value, t.to_doc())
+            TaskRow(t.task_id, wf.workflow_id, t.seq, t.status._value_, t.to_doc())
             for wf, t in tasks.values()
         )
         batch.deleted_tasks.extend(removed)
@@ -436,6 +452,7 @@ class Engine:
         )
         return _Flight(
             ops, batch, touched, commands, outbox_cmds, replies, created, ended, ended_tasks, acks,
+            history_spans,
         )  # fmt: skip
 
     async def _submit_commit(self, flight: _Flight) -> None:
@@ -485,7 +502,7 @@ class Engine:
             if wf.status.terminal and wf.workflow_id in self.live:
                 self._retire(wf)
         if self.listeners and flight.batch.history:
-            self._notify(flight.batch.history, result.history_ids)
+            self._notify(flight.batch.history, flight.history_spans, result.history_ids)
         if flight.ended_tasks:
             # A polled task holds a concurrency slot until its result is durable.
             self.dispatcher.ended(flight.ended_tasks)
@@ -523,10 +540,20 @@ class Engine:
         error = exc if isinstance(exc, JournalError) else JournalError(str(exc))
         await self._commit_failed(ops, touched, created, replies, error)
 
-    def _notify(self, history: list[HistoryEvent], ids: list[int]) -> None:
+    def _notify(
+        self, history: list[HistoryEvent], spans: list[tuple[str, int, int]], ids: list[int]
+    ) -> None:
+        """Hand each execution its new history rows, in one call per execution and batch."""
+        if len(ids) != len(history):
+            raise ValueError(f"{len(ids)} history ids for {len(history)} events")
         by_workflow: dict[str, list[tuple[int, HistoryEvent]]] = {}
-        for event, history_id in zip(history, ids, strict=True):
-            by_workflow.setdefault(event.workflow_id, []).append((history_id, event))
+        for wid, start, end in spans:  # one span per decision: a workflow may have several
+            rows = list(zip(ids[start:end], history[start:end], strict=True))
+            known = by_workflow.get(wid)
+            if known is None:
+                by_workflow[wid] = rows
+            else:
+                known += rows
         for wid, events in by_workflow.items():
             wf_obj = self._lookup(wid)
             if wf_obj is not None:
@@ -610,8 +637,9 @@ class Engine:
         while len(self.recent) > self.settings.recent_cache:
             self.recent.popitem(last=False)
         self.stats.finished += 1
-        for event in self._end_waiters.pop(wf.workflow_id, []):
-            event.set()
+        if self._end_waiters:
+            for event in self._end_waiters.pop(wf.workflow_id, ()):
+                event.set()
 
     # ----------------------------------------------------------- commands
 
@@ -619,6 +647,8 @@ class Engine:
         match command:
             case DispatchTask():
                 self.dispatcher.submit(command)
+            case PublishEvent():
+                self._publish(command, outbox_id)
             case CancelTask():
                 self.dispatcher.cancel(command.task_id)
             case StartTimer():
@@ -653,8 +683,6 @@ class Engine:
                         ack=outbox_id,
                     )
                 )
-            case PublishEvent():
-                self._publish(command, outbox_id)
             case RetryWorkflow():
                 event = ev.RetryRequested(
                     at_ms=now_ms(), resume_subworkflow_tasks=command.resume_subworkflow_tasks

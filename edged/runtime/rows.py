@@ -70,7 +70,7 @@ def _execution_row(wf: Workflow) -> ExecutionRow:
         workflow_id=wf.workflow_id,
         name=wf.name,
         version=wf.version,
-        status=wf.status.value,
+        status=wf.status._value_,
         parent_id=wf.parent_id,
         correlation_id=wf.correlation_id,
         idempotency_key=wf.idempotency_key,
@@ -110,8 +110,15 @@ def _fresh_copy(wf: Workflow) -> Workflow:
     )
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _command_body(command: Command) -> dict[str, Any]:
-    return {f.name: getattr(command, f.name) for f in dataclasses.fields(command)}
+    kind = type(command)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:  # once per command class: dataclasses.fields is a walk of its own
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(command))
+    return {name: getattr(command, name) for name in names}
 
 
 def _command_from_body(cls: type, body: dict[str, Any]) -> Any:
