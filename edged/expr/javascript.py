@@ -69,9 +69,10 @@ Deliberate differences from Conductor (GraalJS, 4 s timeout by default)
 from __future__ import annotations
 
 import json
+import json.encoder
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import quickjs
@@ -356,8 +357,30 @@ def _not_json(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-# Built once: json.dumps with arguments builds a new encoder per call.
-_encode_bindings: Final = json.JSONEncoder(allow_nan=False, default=_not_json).encode
+def _bindings_encoder() -> Callable[[object], str]:
+    """JSON text of bindings: compact, ASCII, no NaN, Mappings and tuples as JSON allows.
+
+    json's C encoder is built once here, where `JSONEncoder.encode` builds one per call
+    (~23,000 -> ~15,000 instructions for an MQTT echo's bindings).  It runs without the
+    circular-reference check: a cycle ends in RecursionError (not JSON) instead.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the pure-Python encoder, same text
+        return json.JSONEncoder(
+            allow_nan=False, default=_not_json, check_circular=False, separators=(",", ":")
+        ).encode
+    encode = make(
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    join = "".join
+
+    def encode_bindings(value: object) -> str:
+        return join(encode(value, 0))
+
+    return encode_bindings
+
+
+_encode_bindings: Final = _bindings_encoder()
 # JSON.stringify's text is one JSON value with nothing around it, what raw_decode reads.
 _decode_json: Final = json.JSONDecoder().raw_decode
 

@@ -7,11 +7,13 @@ globals check runs after JSON.stringify, so a toJSON that creates globals is cau
 
 from __future__ import annotations
 
+import json.encoder
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from edged.expr.javascript import JsError, JsSandbox
+from edged.expr.javascript import JsError, JsSandbox, _bindings_encoder
 
 # Each script once as a compiled expression and once down the eval path (a statement first).
 SHAPES = [pytest.param("", id="compiled"), pytest.param("void 0; ", id="eval")]
@@ -99,3 +101,27 @@ def test_an_unexpected_outcome_drops_the_context() -> None:
         sandbox.evaluate("1", {})
     assert sandbox._slot.context is None
     assert sandbox.evaluate("1 + 1", {}) == 2
+
+
+def test_cyclic_bindings_are_not_json() -> None:
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    with pytest.raises(JsError, match="not JSON"):
+        JsSandbox().evaluate("1", {"c": [cycle]})
+
+
+@pytest.mark.parametrize("c_encoder", [True, False], ids=["c", "python"])
+def test_the_bindings_encoder(monkeypatch: pytest.MonkeyPatch, c_encoder: bool) -> None:
+    if not c_encoder:
+        monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    encode = _bindings_encoder()
+    value = {"a": (1, 2.5, None, True), "m": MappingProxyType({"k": "é\n"}), "big": 2**70}
+    assert (
+        encode(value)
+        == '{"a":[1,2.5,null,true],"m":{"k":"\\u00e9\\n"},"big":1180591620717411303424}'
+    )
+    for bad in (float("nan"), float("inf"), object()):
+        with pytest.raises((TypeError, ValueError)):
+            encode({"x": [bad]})
+    shared = {"k": 1}
+    assert encode([shared, shared]) == '[{"k":1},{"k":1}]'  # shared is not a cycle
