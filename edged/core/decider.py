@@ -51,6 +51,8 @@ from edged.core.commands import (
 )
 from edged.core.model import (
     OPERATOR_TYPES,
+    ROOT_SCOPE,
+    Scope,
     Task,
     TaskStatus,
     Workflow,
@@ -151,18 +153,6 @@ class Decision:
     @property
     def empty(self) -> bool:
         return not (self.commands or self.changed or self.removed or self.workflow_changed)
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Where a task lives: which DO_WHILE iteration, which dynamic fork."""
-
-    loop_id: str | None = None
-    iteration: int = 0
-    fork_id: str | None = None
-
-
-ROOT_SCOPE = Scope()  # frozen: shared by every task outside loops and dynamic forks
 
 
 TaskDefLookup = Callable[[str], dict[str, Any] | None]
@@ -303,15 +293,18 @@ class Transition:
 
     def start(self) -> None:
         wf = self.wf
-        self.history("WorkflowStarted", {"name": wf.name, "version": wf.version})
-        timeout_s = _nonneg(wf.definition.get("timeoutSeconds"))
+        index = self.index
+        decision = self.decision
+        decision.history.append(("WorkflowStarted", {"name": index.name, "version": index.version}))
+        timeout_s = index.timeout_s
         if timeout_s > 0:
             self.emit(
                 StartTimer(
                     f"wft:{wf.workflow_id}", wf.workflow_id, wf.created_ms + timeout_s * 1000
                 )
             )
-        self.touch()
+        wf.updated_ms = self.at_ms  # self.touch()
+        decision.workflow_changed = True
         tasks = wf.definition.get("tasks") or []
         if not tasks:
             wf.root_done = True
@@ -333,7 +326,10 @@ class Transition:
         wf = self.wf
         seq = wf.next_seq
         wf.next_seq += 1
-        task_id = self.task_id(seq)
+        ids = self._task_ids
+        if ids is None:
+            ids = self._task_ids = _TaskIds(wf.workflow_id)
+        task_id = ids.of(seq)  # self.task_id(seq), without the call
         base_ref = str(wt.get("taskReferenceName", ""))
         ref = with_iteration(base_ref, scope.iteration) if scope.iteration else base_ref
         kind = task_type or str(wt.get("type") or "SIMPLE")
@@ -535,13 +531,13 @@ class Transition:
 
     def try_complete(self) -> None:
         wf = self.wf
-        if any(not t.status.terminal for t in wf.tasks):
-            return
-        failed_permissive = [
-            t
-            for t in wf.tasks
-            if not t.retried and not t.status.successful and t.wt.get("permissive")
-        ]
+        failed_permissive = []
+        for t in wf.tasks:  # one pass, no generator frames: runs at the end of every execution
+            status = t.status
+            if not status.terminal:
+                return
+            if not status.successful and not t.retried and t.wt.get("permissive"):
+                failed_permissive.append(t)
         if failed_permissive:
             first = failed_permissive[0]
             self.end_workflow(
@@ -590,10 +586,8 @@ class Transition:
                 )
             elif task.task_type not in OPERATOR_TYPES:
                 self.emit(CancelTask(wf.workflow_id, task.task_id))
-        if timeout_key := (
-            f"wft:{wf.workflow_id}" if _nonneg(wf.definition.get("timeoutSeconds")) else None
-        ):
-            self.emit(CancelTimer(timeout_key))
+        if self.index.timeout_s:
+            self.emit(CancelTimer(f"wft:{wf.workflow_id}"))
         wf.status = status
         wf.reason = reason
         wf.ended_ms = self.at_ms
@@ -606,11 +600,12 @@ class Transition:
             wf.output = output
         elif status is WorkflowStatus.COMPLETED:
             wf.output = self.workflow_output()
-        self.touch()
+        wf.updated_ms = self.at_ms  # self.touch()
+        self.decision.workflow_changed = True
         body: dict[str, Any] = {"status": status._value_}
         if reason:
             body["reason"] = reason
-        self.history("WorkflowStatusChanged", body)
+        self.decision.history.append(("WorkflowStatusChanged", body))
         failure_wf = wf.definition.get("failureWorkflow")
         if (
             trigger_failure
@@ -683,12 +678,6 @@ def dispatch_command(wf: Workflow, task: Task) -> DispatchTask:
         taskdef=task.taskdef,
         domain=wf.task_to_domain.get(task.def_name) or wf.task_to_domain.get("*"),
     )
-
-
-def _nonneg(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return 0
 
 
 __all__ = [

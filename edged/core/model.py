@@ -348,6 +348,18 @@ class Workflow:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a task lives: which DO_WHILE iteration, which dynamic fork."""
+
+    loop_id: str | None = None
+    iteration: int = 0
+    fork_id: str | None = None
+
+
+ROOT_SCOPE = Scope()  # frozen: shared by every task outside loops and dynamic forks
+
+
 def strip_iteration(ref: str) -> str:
     """`t1__3` -> `t1` (Conductor's TaskUtils.removeIterationFromTaskRefName)."""
     head, sep, tail = ref.rpartition("__")

@@ -25,15 +25,26 @@ class Slot:
     owner: str | None  # taskReferenceName of the SWITCH / FORK_JOIN / DO_WHILE
     items: list[dict[str, Any]]
     index: int
+    next: dict[str, Any] | None = None  # items[index + 1] when a node (definitions never change)
 
 
 class DefinitionIndex:
-    __slots__ = ("definition", "nodes", "slots")
+    __slots__ = ("definition", "name", "nodes", "slots", "timeout_s", "version")
 
     def __init__(self, definition: dict[str, Any]) -> None:
         self.definition = definition
         self.slots: dict[str, Slot] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
+        # Workflow.name / Workflow.version and the workflow's timeoutSeconds (0: none),
+        # read at every start and end
+        name = definition.get("name", "")
+        self.name: str = name if isinstance(name, str) else ""
+        version = definition.get("version", 1)
+        self.version: int = version if isinstance(version, int) else 1
+        timeout_s = definition.get("timeoutSeconds")
+        self.timeout_s = 0
+        if isinstance(timeout_s, int) and not isinstance(timeout_s, bool) and timeout_s > 0:
+            self.timeout_s = timeout_s
         tasks = definition.get("tasks")
         if isinstance(tasks, list):
             self._walk(tasks, "root", None)
@@ -44,7 +55,9 @@ class DefinitionIndex:
                 continue
             ref = node.get("taskReferenceName")
             if isinstance(ref, str):
-                self.slots.setdefault(ref, Slot(kind, owner, items, index))
+                after = items[index + 1] if index + 1 < len(items) else None
+                nxt = after if isinstance(after, dict) else None
+                self.slots.setdefault(ref, Slot(kind, owner, items, index, nxt))
                 self.nodes.setdefault(ref, node)
             kind_of = node.get("type", "SIMPLE")
             if kind_of in ("SWITCH", "DECISION"):
@@ -73,10 +86,7 @@ class DefinitionIndex:
 
     def next_in_list(self, base_ref: str) -> dict[str, Any] | None:
         slot = self.slots.get(base_ref)
-        if slot is None or slot.index + 1 >= len(slot.items):
-            return None
-        nxt = slot.items[slot.index + 1]
-        return nxt if isinstance(nxt, dict) else None
+        return None if slot is None else slot.next
 
     def loop_body_refs(self, loop_ref: str) -> set[str]:
         """Every base ref nested anywhere under the DO_WHILE `loop_ref`."""

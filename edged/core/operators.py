@@ -22,11 +22,20 @@ The schedulers themselves live in `forks` (forks and joins) and
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from edged.core import forks, loops
 from edged.core import schedule_basic as basic
-from edged.core.model import OPERATOR_TYPES, Task, TaskStatus, WorkflowStatus, with_iteration
+from edged.core.model import (
+    OPERATOR_TYPES,
+    ROOT_SCOPE,
+    Task,
+    TaskStatus,
+    WorkflowStatus,
+    strip_iteration,
+    with_iteration,
+)
 from edged.core.policies import max_retries, retry_delay_s
 
 if TYPE_CHECKING:
@@ -92,7 +101,7 @@ def register_publish_type(kind: str, sink: str) -> None:
     sink reports the delivery as the task's result.
     """
     OPERATOR_TYPES.add(kind)
-    _SCHEDULERS[kind] = lambda tr, wt, scope: basic.schedule_publish(tr, wt, scope, sink)
+    _SCHEDULERS[kind] = functools.partial(basic.schedule_publish, sink=sink)
 
 
 # ------------------------------------------------------------ after the end
@@ -224,13 +233,17 @@ def _retry_operator(tr: Transition, task: Task) -> Task:
 
 def advance(tr: Transition, task: Task) -> None:
     wf = tr.wf
-    base_ref = task.base_ref
-    slot = tr.index.slot(base_ref)
+    ref = task.ref
+    base_ref = strip_iteration(ref) if "__" in ref else ref  # task.base_ref, without a call
+    slot = tr.index.slots.get(base_ref)
     if task.fork_id is not None and slot is None:
         _check_open_joins(tr)
         return
-    nxt = tr.index.next_in_list(base_ref)
-    scope = tr.scope_of(task)
+    nxt = None if slot is None else slot.next
+    if task.loop_id is None and task.fork_id is None and not task.iteration:
+        scope = ROOT_SCOPE  # tr.scope_of(task), without the call
+    else:
+        scope = tr.scope_of(task)
     if nxt is not None:
         schedule(tr, nxt, scope)
     elif slot is None or slot.kind == "root":

@@ -17,6 +17,7 @@ every task for every scheduling would make long executions quadratic.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 from edged.core.model import Task, Workflow
@@ -69,44 +70,45 @@ def task_view(wf: Workflow, task: Task) -> dict[str, Any]:
 # The same views, one reader per key (same keys, same order), for `_LazyView`: a
 # reference reads one or two keys of a view, so building all 14 or 20 entries (and the
 # workflow's name, version and status) for every reference was most of its cost.
-_Reader = Callable[[Workflow, Any], Any]
+# A reader takes the workflow (False) or the task (True); attrgetters run no Python frame.
+_Reader = tuple[Callable[[Any], Any], bool]
 _WORKFLOW_READERS: dict[str, _Reader] = {
-    "input": lambda wf, _: wf.input,
-    "output": lambda wf, _: wf.output,
-    "status": lambda wf, _: wf.status._value_,
-    "workflowId": lambda wf, _: wf.workflow_id,
-    "parentWorkflowId": lambda wf, _: wf.parent_id,
-    "parentWorkflowTaskId": lambda wf, _: wf.parent_task_id,
-    "workflowType": lambda wf, _: wf.name,
-    "version": lambda wf, _: wf.version,
-    "correlationId": lambda wf, _: wf.correlation_id,
-    "reasonForIncompletion": lambda wf, _: wf.reason,
-    "schemaVersion": lambda wf, _: wf.definition.get("schemaVersion", 2),
-    "variables": lambda wf, _: wf.variables,
-    "taskToDomain": lambda wf, _: wf.task_to_domain,
-    "createTime": lambda wf, _: wf.created_ms,
+    "input": (attrgetter("input"), False),
+    "output": (attrgetter("output"), False),
+    "status": (lambda wf: wf.status._value_, False),
+    "workflowId": (attrgetter("workflow_id"), False),
+    "parentWorkflowId": (attrgetter("parent_id"), False),
+    "parentWorkflowTaskId": (attrgetter("parent_task_id"), False),
+    "workflowType": (attrgetter("name"), False),
+    "version": (attrgetter("version"), False),
+    "correlationId": (attrgetter("correlation_id"), False),
+    "reasonForIncompletion": (attrgetter("reason"), False),
+    "schemaVersion": (lambda wf: wf.definition.get("schemaVersion", 2), False),
+    "variables": (attrgetter("variables"), False),
+    "taskToDomain": (attrgetter("task_to_domain"), False),
+    "createTime": (attrgetter("created_ms"), False),
 }
 _TASK_READERS: dict[str, _Reader] = {
-    "input": lambda _, t: t.input,
-    "output": lambda _, t: t.output,
-    "taskType": lambda _, t: t.task_type,
-    "status": lambda _, t: t.status._value_,
-    "referenceTaskName": lambda _, t: t.ref,
-    "retryCount": lambda _, t: t.retry_count,
-    "correlationId": lambda wf, _: wf.correlation_id,
-    "pollCount": lambda _, t: t.poll_count,
-    "taskDefName": lambda _, t: t.def_name,
-    "scheduledTime": lambda _, t: t.scheduled_ms,
-    "startTime": lambda _, t: t.start_ms,
-    "endTime": lambda _, t: t.end_ms,
-    "workflowInstanceId": lambda wf, _: wf.workflow_id,
-    "workflowType": lambda wf, _: wf.name,
-    "taskId": lambda _, t: t.task_id,
-    "reasonForIncompletion": lambda _, t: t.reason,
-    "callbackAfterSeconds": lambda _, t: t.callback_after_s,
-    "workerId": lambda _, t: t.worker_id,
-    "iteration": lambda _, t: reported_iteration(t),
-    "subWorkflowId": lambda _, t: t.subworkflow_id,
+    "input": (attrgetter("input"), True),
+    "output": (attrgetter("output"), True),
+    "taskType": (attrgetter("task_type"), True),
+    "status": (lambda t: t.status._value_, True),
+    "referenceTaskName": (attrgetter("ref"), True),
+    "retryCount": (attrgetter("retry_count"), True),
+    "correlationId": (attrgetter("correlation_id"), False),
+    "pollCount": (attrgetter("poll_count"), True),
+    "taskDefName": (attrgetter("def_name"), True),
+    "scheduledTime": (attrgetter("scheduled_ms"), True),
+    "startTime": (attrgetter("start_ms"), True),
+    "endTime": (attrgetter("end_ms"), True),
+    "workflowInstanceId": (attrgetter("workflow_id"), False),
+    "workflowType": (attrgetter("name"), False),
+    "taskId": (attrgetter("task_id"), True),
+    "reasonForIncompletion": (attrgetter("reason"), True),
+    "callbackAfterSeconds": (attrgetter("callback_after_s"), True),
+    "workerId": (attrgetter("worker_id"), True),
+    "iteration": (lambda t: reported_iteration(t), True),
+    "subWorkflowId": (attrgetter("subworkflow_id"), True),
 }
 
 
@@ -126,11 +128,15 @@ class _LazyView(Mapping[str, Any]):
         self._task = task
 
     def __getitem__(self, key: str) -> Any:
-        return self._readers[key](self._wf, self._task)
+        read, of_task = self._readers[key]
+        return read(self._task if of_task else self._wf)
 
     def get(self, key: str, default: Any = None) -> Any:
-        read = self._readers.get(key)
-        return default if read is None else read(self._wf, self._task)
+        found = self._readers.get(key)
+        if found is None:
+            return default
+        read, of_task = found
+        return read(self._task if of_task else self._wf)
 
     def __contains__(self, key: object) -> bool:
         return key in self._readers

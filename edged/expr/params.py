@@ -242,7 +242,11 @@ def _copy(value: Any) -> Any:
     if kind in _ATOMS:
         return value
     if kind is dict or isinstance(value, dict):
-        return {key: item if type(item) in _ATOMS else _copy(item) for key, item in value.items()}
+        out = dict(value)  # then the containers in it, copied in place (no size change)
+        for key, item in out.items():
+            if type(item) not in _ATOMS:
+                out[key] = _copy(item)
+        return out
     if kind is list or isinstance(value, (list, tuple)):
         return [item if type(item) in _ATOMS else _copy(item) for item in value]
     if isinstance(value, Mapping):
@@ -297,6 +301,19 @@ def _plan_of(template: dict[Any, Any]) -> _Plan:
     return tuple(plan)
 
 
+# Types found to be Mappings (an ABC isinstance check costs a call each time); a type
+# never stops being one, so the set only grows, up to the few view types there are.
+_MAPPINGS: set[type] = set()
+
+
+def _is_mapping(node: Any) -> bool:
+    if isinstance(node, Mapping):
+        if len(_MAPPINGS) < 64:
+            _MAPPINGS.add(type(node))
+        return True
+    return False
+
+
 def resolve_params(
     template: dict[Any, Any],
     ctx: Mapping[str, Any],
@@ -309,14 +326,29 @@ def resolve_params(
     worked out once per dict object, so a resolution does only the lookups."""
     out: dict[Any, Any] = {}
     resolver: _Resolver | None = None
-    for key, how, what in _plan_of(template):
+    found = _PLANS.get(id(template))
+    plan = found[1] if found is not None and found[0] is template else _plan_of(template)
+    for key, how, what in plan:
         if how == _AS_IS:
             out[key] = what
         elif how == _LONE:
-            found = ctx.get(what.root, MISSING)
-            if found is MISSING:
-                found = (env or _EMPTY_ENV).get(what.root, MISSING)
-            out[key] = _copy(what.read(found))
+            node = ctx.get(what.root, MISSING)
+            if node is MISSING:
+                node = (env or _EMPTY_ENV).get(what.root, MISSING)
+            keys = what.keys
+            if keys is None:
+                node = what.read(node)
+            else:  # CompiledPath.read's plain-keys walk, without the call
+                for name in keys:
+                    kind = type(node)
+                    if kind is dict or kind in _MAPPINGS or _is_mapping(node):
+                        node = node.get(name, MISSING)
+                    else:
+                        node = None
+                        break
+                if node is MISSING:
+                    node = None
+            out[key] = node if type(node) in _ATOMS else _copy(node)
         else:
             if resolver is None:
                 resolver = _Resolver(ctx, env if env is not None else _EMPTY_ENV, task_id)

@@ -418,9 +418,8 @@ class Engine:
             if decision.history:
                 wid = wf.workflow_id
                 start = len(batch.history)
-                batch.history += [
-                    HistoryEvent(wid, at_ms, kind, body) for kind, body in decision.history
-                ]
+                for kind, body in decision.history:
+                    batch.history.append(HistoryEvent(wid, at_ms, kind, body))
                 history_spans.append((wid, start, len(batch.history)))
             if op.reply:
                 replies.append((op.reply, wf.workflow_id, None))
@@ -430,10 +429,11 @@ class Engine:
             return None
         for wf in touched.values():
             batch.executions.append(_execution_row(wf))
-        batch.tasks.extend(
-            TaskRow(t.task_id, wf.workflow_id, t.seq, t.status._value_, t.to_doc())
-            for wf, t in tasks.values()
-        )
+        task_rows = batch.tasks  # a loop, not a generator: no frame resumed per task
+        for wf, t in tasks.values():
+            task_rows.append(
+                TaskRow(t.task_id, wf.workflow_id, t.seq, t.status._value_, t.to_doc())
+            )
         batch.deleted_tasks.extend(removed)
         for key, row in timers.items():
             if row is None:

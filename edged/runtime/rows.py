@@ -9,6 +9,8 @@ rows, and listing the work tasks that must be dispatched again on recovery.
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Callable
 from typing import Any
 
 from edged.core.commands import Command, DispatchTask, StartWorkflow
@@ -110,15 +112,18 @@ def _fresh_copy(wf: Workflow) -> Workflow:
     )
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
 
 
 def _command_body(command: Command) -> dict[str, Any]:
     kind = type(command)
-    names = _FIELD_NAMES.get(kind)
-    if names is None:  # once per command class: dataclasses.fields is a walk of its own
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(command))
-    return {name: getattr(command, name) for name in names}
+    found = _FIELDS.get(kind)
+    if found is None:  # once per command class: dataclasses.fields is a walk of its own
+        names = tuple(f.name for f in dataclasses.fields(command))
+        read = operator.attrgetter(*names)
+        found = _FIELDS[kind] = (names, read if len(names) > 1 else lambda c: (read(c),))
+    names, read_all = found
+    return dict(zip(names, read_all(command), strict=True))
 
 
 def _command_from_body(cls: type, body: dict[str, Any]) -> Any:
