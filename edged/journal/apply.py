@@ -8,21 +8,30 @@ once (nothing queued) and the writer thread only runs SQL.
 
 `apply_segment` runs on the writer thread inside an open transaction.  A
 segment is either one batch, applied table by table in the order `Batch`
-documents, or a run of *upsert-only* batches (no deletes, clears or acks),
-which group commit concatenates table by table: upserts of the same key still
-land in batch order, appends keep their order, so the result equals applying
-them one by one, in a handful of ``executemany`` calls instead of dozens.
+documents, or a run of *mergeable* batches (no deletes or clears; outbox acks
+allowed), which group commit concatenates table by table: upserts of the same
+key still land in batch order, appends keep their order, so the result equals
+applying them one by one, in a handful of statements instead of dozens.  Acks
+may join because an outbox id is only known once its row has committed and
+AUTOINCREMENT never hands it out again: deleting a segment's acks after its
+inserts removes exactly the rows that deleting them batch by batch would.
 
 History and outbox ids come from AUTOINCREMENT: the writer holds the only
-write lock, so the rows of one ``executemany`` receive consecutive ids ending
-at ``last_insert_rowid()``.
+write lock, so the rows of one multi-row INSERT receive consecutive ids ending
+at its ``lastrowid``.
+
+Shared values (`SharedValues.encode_ref`) are written with ``INSERT OR
+IGNORE`` by every batch referencing them; the writer passes the keys it has
+already seen committed (`apply_segment`'s ``stored_shared``) so those are not
+sent again.  Nothing but a pruning of ``meta`` could remove one, and nothing
+prunes shared values.
 
 Rows go in as multi-row ``INSERT ... VALUES (...), (...)`` statements in
-power-of-two chunks (at most 64 rows).  History length per execution is
-tracked in ``executions.history_count``, carried on the execution upsert of
-the same segment (its ``RETURNING`` gives the new total, so the cap costs no
-extra statement in the common case); when it passes `JournalSettings.max_history_per_execution` the oldest events are
-deleted and ``history_dropped`` counts them.  History counts toward the cap
+chunks of at most 64 rows (see `_chunk_size`).  History length per execution
+is tracked in ``executions.history_count``, carried on the execution upsert of
+the same segment; one ``SELECT`` per segment (`_over_cap`) then finds the
+executions past `JournalSettings.max_history_per_execution`, whose oldest
+events are deleted and counted in ``history_dropped``.  History counts toward the cap
 when its execution row is in the same batch or already written (the engine
 always writes the snapshot with its events); history for a workflow id with
 no execution row yet is kept but not counted.
@@ -64,7 +73,7 @@ class PreparedBatch:
     timers_set: list[Row] = field(default_factory=list)
     timers_cleared: list[Row] = field(default_factory=list)
     outbox_added: list[Row] = field(default_factory=list)
-    outbox_acked: list[Row] = field(default_factory=list)
+    outbox_acked: list[int] = field(default_factory=list)
     workflow_defs: list[Row] = field(default_factory=list)
     deleted_workflow_defs: list[Row] = field(default_factory=list)
     task_defs: list[Row] = field(default_factory=list)
@@ -72,7 +81,7 @@ class PreparedBatch:
     deleted_executions: list[Row] = field(default_factory=list)
     shared_values: list[Row] = field(default_factory=list)  # (meta key, body) referenced here
     rows: int = 0
-    upsert_only: bool = True  # no deletes, clears or acks: may merge with its neighbours
+    mergeable: bool = True  # no deletes or clears (acks allowed): may merge with its neighbours
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,18 @@ class SegmentResult:
 # from input) is stored as "never" instead of failing the group commit.
 _NEVER_MS = 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _null(value: None) -> None:
+    return value
+
+
+# The sqlite3 module binds int, float, str and bytearray directly and sends every other
+# value (None too) through its adapter lookup, which raises and formats an AttributeError
+# on a miss: ~5% of the writer thread for the ~3 NULL columns of each execution row
+# (callgrind).  An adapter registered for None makes the lookup a hit.  Process-wide, and
+# harmless: None still binds as NULL, on every connection.
+sqlite3.register_adapter(type(None), _null)
 
 
 _EXECUTION_SHARED = ("definition",)
@@ -174,12 +195,15 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
             (h.workflow_id, h.at_ms, h.kind, bytearray(encode(h.body))) for h in batch.history
         ],
         timers_set=[
-            (t.key, t.workflow_id, min(t.fire_at_ms, _NEVER_MS), encode(t.body))
+            (t.key, t.workflow_id, min(t.fire_at_ms, _NEVER_MS), bytearray(encode(t.body)))
             for t in batch.timers_set
         ],
-        outbox_added=[(o.kind, o.workflow_id, encode(o.body)) for o in batch.outbox_added],
-        workflow_defs=[(n, v, encode(doc)) for n, v, doc in batch.workflow_defs],
-        task_defs=[(n, encode(doc)) for n, doc in batch.task_defs],
+        outbox_added=[
+            (o.kind, o.workflow_id, bytearray(encode(o.body))) for o in batch.outbox_added
+        ],
+        outbox_acked=list(batch.outbox_acked),
+        workflow_defs=[(n, v, bytearray(encode(doc))) for n, v, doc in batch.workflow_defs],
+        task_defs=[(n, bytearray(encode(doc))) for n, doc in batch.task_defs],
     )
     p.shared_values = [(shared_key(digest), bytearray(body)) for digest, body in referenced.items()]
     p.rows = (
@@ -190,27 +214,25 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
         + len(p.outbox_added)
         + len(p.workflow_defs)
         + len(p.task_defs)
+        + len(p.outbox_acked)
     )
     # Deletions are rare: skip the work (and keep the batch mergeable) when there are none.
     if (
         batch.deleted_tasks
         or batch.timers_cleared
-        or batch.outbox_acked
         or batch.deleted_workflow_defs
         or batch.deleted_task_defs
         or batch.deleted_executions
     ):
-        p.upsert_only = False
+        p.mergeable = False
         p.deleted_tasks = [(task_id,) for task_id in batch.deleted_tasks]
         p.timers_cleared = [(key,) for key in batch.timers_cleared]
-        p.outbox_acked = [(outbox_id,) for outbox_id in batch.outbox_acked]
         p.deleted_workflow_defs = [(n, v) for n, v in batch.deleted_workflow_defs]
         p.deleted_task_defs = [(n,) for n in batch.deleted_task_defs]
         p.deleted_executions = [(wf,) for wf in batch.deleted_executions]
         p.rows += (
             len(p.deleted_tasks)
             + len(p.timers_cleared)
-            + len(p.outbox_acked)
             + len(p.deleted_workflow_defs)
             + len(p.deleted_task_defs)
             + len(p.deleted_executions)
@@ -219,39 +241,50 @@ def prepare(batch: Batch, shared: SharedValues | None = None) -> PreparedBatch:
 
 
 # Multi-row statements: one sqlite3_step (and one GIL hand-off) per chunk instead of
-# per row, about a third cheaper than executemany.  Chunks are powers of two so the
-# connection's statement cache holds every variant.
+# per row, about a third cheaper than executemany.  Fewer, longer chunks are cheaper
+# still (rows of one statement reuse its B-tree cursors): a chunk takes every row up
+# to 16, else the most rows that are a multiple of 8 (at most 64), so any count up to
+# 64 needs at most two statements while each statement has 22 variants, which the
+# connection's statement cache (256) holds for every table at once.  (All 64 sizes
+# would take ~10 MB of prepared statements across the tables, and a cache miss costs
+# ~0.5 ms of preparing.)
 _CHUNK_ROWS = 64
+_EXACT_ROWS = 16
+_CHUNK_STEP = 8
 
 _EXECUTION_HEAD = """
 INSERT INTO executions (workflow_id, name, version, status, parent_id, correlation_id,
                         idempotency_key, created_ms, updated_ms, ended_ms, doc, history_count)
 VALUES """
 # history_count carries the number of history events this segment adds for the
-# execution, so counting them costs no extra statement; RETURNING reports the total.
-_EXECUTION_TAIL = """
+# execution, so counting them costs no extra statement (no RETURNING either: each
+# returned row is a few more GIL hand-offs; see _over_cap).
+#
+# The common update sets no indexed column: SQLite rewrites the entries of every index
+# holding a column named in SET (same value or not), about as costly as the row itself
+# at random keys.  Rows whose indexed columns did change (a status change, the end, a
+# restart) fail the WHERE and are left alone; the chunk's rowcount then falls short,
+# and the chunk goes again through the complete upsert below, whose WHERE is the
+# opposite: rows the first pass inserted or updated now hold exactly those indexed
+# columns and are skipped (their history is not counted twice), the others are written.
+_SAME_INDEXED = """status IS excluded.status AND ended_ms IS excluded.ended_ms
+    AND name IS excluded.name AND version IS excluded.version
+    AND created_ms IS excluded.created_ms AND parent_id IS excluded.parent_id
+    AND correlation_id IS excluded.correlation_id
+    AND idempotency_key IS excluded.idempotency_key"""
+_EXECUTION_NARROW_TAIL = f"""
+ON CONFLICT (workflow_id) DO UPDATE SET
+    updated_ms = excluded.updated_ms, doc = excluded.doc,
+    history_count = history_count + excluded.history_count
+WHERE {_SAME_INDEXED}"""
+_EXECUTION_TAIL = f"""
 ON CONFLICT (workflow_id) DO UPDATE SET
     name = excluded.name, version = excluded.version, status = excluded.status,
     parent_id = excluded.parent_id, correlation_id = excluded.correlation_id,
     idempotency_key = excluded.idempotency_key, created_ms = excluded.created_ms,
     updated_ms = excluded.updated_ms, ended_ms = excluded.ended_ms, doc = excluded.doc,
     history_count = history_count + excluded.history_count
-RETURNING workflow_id, history_count"""
-# The common update sets no indexed column: SQLite rewrites the entries of every index
-# holding a column named in SET (same value or not), about as costly as the row itself
-# at random keys.  Rows whose indexed columns did change (a status change, the end, a
-# restart) fail the WHERE, are left alone and missing from RETURNING, and go through
-# the complete upsert above.
-_EXECUTION_NARROW_TAIL = """
-ON CONFLICT (workflow_id) DO UPDATE SET
-    updated_ms = excluded.updated_ms, doc = excluded.doc,
-    history_count = history_count + excluded.history_count
-WHERE status IS excluded.status AND ended_ms IS excluded.ended_ms
-    AND name IS excluded.name AND version IS excluded.version
-    AND created_ms IS excluded.created_ms AND parent_id IS excluded.parent_id
-    AND correlation_id IS excluded.correlation_id
-    AND idempotency_key IS excluded.idempotency_key
-RETURNING workflow_id, history_count"""
+WHERE NOT ({_SAME_INDEXED})"""
 _TASK_HEAD = "INSERT INTO tasks (task_id, workflow_id, seq, status, doc) VALUES "
 _TASK_TAIL = """
 ON CONFLICT (task_id) DO UPDATE SET
@@ -266,7 +299,7 @@ ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, doc = excluded.doc
 WHERE workflow_id = excluded.workflow_id AND seq = excluded.seq"""
 _HISTORY_HEAD = "INSERT INTO history (workflow_id, at_ms, kind, body) VALUES "
 _OUTBOX_HEAD = "INSERT INTO outbox (kind, workflow_id, body) VALUES "
-_INSERT_SHARED = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
+_SHARED_HEAD = "INSERT OR IGNORE INTO meta (key, value) VALUES "
 _UPSERT_TIMER = """
 INSERT INTO timers (key, workflow_id, fire_at_ms, body) VALUES (?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
@@ -281,12 +314,31 @@ INSERT INTO task_defs (name, doc) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET
 """
 
 
+def _chunk_size(count: int) -> int:
+    if count <= _EXACT_ROWS:
+        return count
+    return min(_CHUNK_ROWS, count - count % _CHUNK_STEP)
+
+
 def _chunks(rows: list[Row]) -> Iterator[list[Row]]:
     start = 0
     while start < len(rows):
-        size = min(_CHUNK_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
+        size = _chunk_size(len(rows) - start)
         yield rows[start : start + size]
         start += size
+
+
+_SQL: dict[tuple[str, str, int, int], str] = {}
+
+
+def _sql(head: str, tail: str, columns: int, rows: int) -> str:
+    """The statement text, built once per variant (its hash too, for the statement cache)."""
+    key = (head, tail, columns, rows)
+    sql = _SQL.get(key)
+    if sql is None:
+        marks = "(" + ",".join("?" * columns) + ")"
+        sql = _SQL[key] = head + ",".join([marks] * rows) + tail
+    return sql
 
 
 def _insert_rows(
@@ -298,35 +350,29 @@ def _insert_rows(
     ids: bool = False,
     fallback_tail: str | None = None,
 ) -> list[Any]:
-    """Insert `rows` with multi-row VALUES; the ids they got, or what RETURNING gave.
+    """Insert `rows` with multi-row VALUES; with `ids`, the ids they got.
 
     With `fallback_tail`, a chunk that changed fewer rows than it holds (its upsert's
     WHERE skipped some) is sent again with that tail instead.
     """
     out: list[Any] = []
     for chunk in _chunks(rows):
-        marks = "(" + ",".join("?" * len(chunk[0])) + ")"
-        values = ",".join([marks] * len(chunk))
         params = [v for row in chunk for v in row]
-        cursor = conn.execute(head + values + tail, params)
+        cursor = conn.execute(_sql(head, tail, len(chunk[0]), len(chunk)), params)
         if fallback_tail is not None and cursor.rowcount != len(chunk):
-            conn.execute(head + values + fallback_tail, params)
+            conn.execute(_sql(head, fallback_tail, len(chunk[0]), len(chunk)), params)
         if ids:
             # The writer holds the only write lock, so AUTOINCREMENT ids within one
-            # statement are consecutive and end at last_insert_rowid().
-            last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+            # statement are consecutive and end at the statement's last_insert_rowid().
+            last = cursor.lastrowid
+            assert last is not None
             out += range(last - len(chunk) + 1, last + 1)
-        elif tail.endswith(_RETURNING):
-            out += cursor.fetchall()
     return out
 
 
-_RETURNING = "RETURNING workflow_id, history_count"
-
-
-def _concat(segment: list[PreparedBatch], attr: str) -> list[Row]:
+def _concat(segment: list[PreparedBatch], attr: str) -> list[Any]:
     if len(segment) == 1:
-        rows: list[Row] = getattr(segment[0], attr)
+        rows: list[Any] = getattr(segment[0], attr)
         return rows
     return [row for batch in segment for row in getattr(batch, attr)]
 
@@ -345,8 +391,8 @@ def _split_ids(ids: list[int], segment: list[PreparedBatch], attr: str) -> list[
 
 def _upsert_executions(
     conn: sqlite3.Connection, executions: list[Row], history: list[Row]
-) -> list[tuple[str, int]]:
-    """Upsert executions and count the segment's history; (workflow_id, total) of each counted."""
+) -> list[str]:
+    """Upsert executions and count the segment's history; the workflow ids written or counted."""
     added = Counter(row[0] for row in history)
     # Each upsert replaces every column but the history count, so only the LAST row
     # of an execution in the segment matters; it carries the segment's count.
@@ -355,33 +401,49 @@ def _upsert_executions(
         last.pop(row[0], None)  # keep the order of last appearance
         last[row[0]] = row
     rows = [(*row, added.pop(workflow_id, 0)) for workflow_id, row in last.items()]
-    totals: list[tuple[str, int]] = _insert_rows(
-        conn, _EXECUTION_HEAD, _EXECUTION_NARROW_TAIL, rows
-    )
-    if len(totals) < len(rows):  # some changed an indexed column: the complete upsert
-        done = {workflow_id for workflow_id, _ in totals}
-        totals += _insert_rows(
-            conn, _EXECUTION_HEAD, _EXECUTION_TAIL, [r for r in rows if r[0] not in done]
+    _insert_rows(conn, _EXECUTION_HEAD, _EXECUTION_NARROW_TAIL, rows, fallback_tail=_EXECUTION_TAIL)
+    counted = list(last)
+    if added:  # history for executions not in this segment (counted if they exist)
+        conn.executemany(
+            "UPDATE executions SET history_count = history_count + ? WHERE workflow_id = ?",
+            [(count, workflow_id) for workflow_id, count in added.items()],
         )
-    for workflow_id, count in added.items():  # history for executions not in this segment
-        row = conn.execute(
-            "UPDATE executions SET history_count = history_count + ? WHERE workflow_id = ?"
-            " RETURNING history_count",
-            (count, workflow_id),
-        ).fetchone()
-        if row is not None:
-            totals.append((workflow_id, int(row[0])))
-    return totals
+        counted += added
+    return counted
+
+
+def _in_lists(values: list[Any]) -> Iterator[tuple[str, list[Any]]]:
+    """``?`` marks and values for ``IN (...)``, at most 64 a time, padded to a power of two
+    with repeats of the first value (harmless in IN), so the statement cache holds every
+    variant."""
+    for start in range(0, len(values), _CHUNK_ROWS):
+        chunk = values[start : start + _CHUNK_ROWS]
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk += chunk[:1] * (size - len(chunk))
+        yield ",".join("?" * size), chunk
+
+
+def _over_cap(
+    conn: sqlite3.Connection, workflow_ids: list[str], max_per_execution: int
+) -> list[tuple[str, int]]:
+    """(workflow_id, history_count) of those of `workflow_ids` holding more than the cap:
+    one statement, and usually no row, however many executions the segment wrote."""
+    over: list[tuple[str, int]] = []
+    for marks, chunk in _in_lists(workflow_ids):
+        over += conn.execute(
+            "SELECT workflow_id, history_count FROM executions"
+            f" WHERE history_count > ? AND workflow_id IN ({marks})",
+            [max_per_execution, *chunk],
+        ).fetchall()
+    return over
 
 
 def _trim_history(
     conn: sqlite3.Connection, totals: list[tuple[str, int]], max_per_execution: int
 ) -> int:
     dropped = 0
-    for workflow_id, count in dict(totals).items():  # last total per execution wins
+    for workflow_id, count in totals:
         excess = count - max_per_execution
-        if excess <= 0:
-            continue
         conn.execute(
             "DELETE FROM history WHERE id IN"
             " (SELECT id FROM history WHERE workflow_id = ? ORDER BY id LIMIT ?)",
@@ -406,11 +468,22 @@ def delete_executions(conn: sqlite3.Connection, workflow_ids: list[Row]) -> None
     conn.executemany("DELETE FROM executions WHERE workflow_id = ?", workflow_ids)
 
 
+def _delete_outbox(conn: sqlite3.Connection, ids: list[int]) -> None:
+    for marks, chunk in _in_lists(ids):
+        conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
+
+
 def apply_segment(
-    conn: sqlite3.Connection, segment: list[PreparedBatch], max_history_per_execution: int
+    conn: sqlite3.Connection,
+    segment: list[PreparedBatch],
+    max_history_per_execution: int,
+    stored_shared: set[str] | frozenset[str] = frozenset(),
 ) -> SegmentResult:
-    """Apply one batch, or a run of upsert-only batches, inside the caller's transaction."""
-    assert len(segment) == 1 or all(b.upsert_only for b in segment)
+    """Apply one batch, or a run of mergeable batches, inside the caller's transaction.
+
+    `stored_shared`: meta keys of shared values known to be committed already (skipped).
+    """
+    assert len(segment) == 1 or all(b.mergeable for b in segment)
 
     def many(sql: str, attr: str) -> None:
         rows = _concat(segment, attr)
@@ -419,19 +492,23 @@ def apply_segment(
 
     shared_values = _concat(segment, "shared_values")
     if shared_values:
-        conn.executemany(_INSERT_SHARED, list(dict(shared_values).items()))
+        unseen = {k: v for k, v in shared_values if k not in stored_shared}
+        if unseen:
+            _insert_rows(conn, _SHARED_HEAD, "", list(unseen.items()))
     history = _concat(segment, "history")
-    totals = _upsert_executions(conn, _concat(segment, "executions"), history)
+    counted = _upsert_executions(conn, _concat(segment, "executions"), history)
     _insert_rows(
         conn, _TASK_HEAD, _TASK_NARROW_TAIL, _concat(segment, "tasks"), fallback_tail=_TASK_TAIL
     )
     many("DELETE FROM tasks WHERE task_id = ?", "deleted_tasks")
     history_ids = _insert_rows(conn, _HISTORY_HEAD, "", history, ids=True)
-    dropped = _trim_history(conn, totals, max_history_per_execution)
+    dropped = _trim_history(
+        conn, _over_cap(conn, counted, max_history_per_execution), max_history_per_execution
+    )
     many(_UPSERT_TIMER, "timers_set")
     many("DELETE FROM timers WHERE key = ?", "timers_cleared")
     outbox_ids = _insert_rows(conn, _OUTBOX_HEAD, "", _concat(segment, "outbox_added"), ids=True)
-    many("DELETE FROM outbox WHERE id = ?", "outbox_acked")
+    _delete_outbox(conn, _concat(segment, "outbox_acked"))
     many(_UPSERT_WORKFLOW_DEF, "workflow_defs")
     many("DELETE FROM workflow_defs WHERE name = ? AND version = ?", "deleted_workflow_defs")
     many(_UPSERT_TASK_DEF, "task_defs")
@@ -445,10 +522,10 @@ def apply_segment(
 
 
 def split_segments(group: list[PreparedBatch]) -> list[list[PreparedBatch]]:
-    """Cut a commit group into segments: runs of upsert-only batches, other batches alone."""
+    """Cut a commit group into segments: runs of mergeable batches, other batches alone."""
     segments: list[list[PreparedBatch]] = []
     for batch in group:
-        if batch.upsert_only and segments and segments[-1][-1].upsert_only:
+        if batch.mergeable and segments and segments[-1][-1].mergeable:
             segments[-1].append(batch)
         else:
             segments.append([batch])

@@ -79,6 +79,9 @@ COMMIT_LATENCY_BOUNDS_MS: tuple[float, ...] = (
     0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
 )  # fmt: skip
 
+# Shared-value keys remembered as committed, at most (see WriterThread._stored_shared).
+_MAX_STORED_SHARED = 4_096
+
 # Pages handed back to the OS after a prune that removed a full chunk or more (~8 MB).
 _VACUUM_PAGES_AFTER_PRUNE = 2_048
 
@@ -184,6 +187,9 @@ class WriterThread:
         # Requests taken off the backlog and not yet answered: failed too if the writer dies.
         self._inflight: list[Completion] = []
         self._broken_chains: set[int] = set()
+        # Meta keys of shared values this writer saw committed: batches referencing them
+        # again skip their INSERT OR IGNORE (see apply.py).  Updated only after COMMIT.
+        self._stored_shared: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="edged-journal-writer", daemon=True)
 
     # ---- Trio side -------------------------------------------------------------
@@ -253,7 +259,7 @@ class WriterThread:
         dropped = 0
         max_history = self._settings.max_history_per_execution
         for segment in split_segments([r.batch for r in group]):
-            outcome = apply_segment(self._conn, segment, max_history)
+            outcome = apply_segment(self._conn, segment, max_history, self._stored_shared)
             dropped += outcome.history_dropped
             results += map(CommitResult, outcome.history_ids, outcome.outbox_ids)
         with self.stats.lock:
@@ -316,6 +322,11 @@ class WriterThread:
                 bucket = 1 << (len(group).bit_length() - 1)
                 self.stats.group_sizes[bucket] = self.stats.group_sizes.get(bucket, 0) + 1
         if failed is None:
+            for request in group:
+                if request.batch.shared_values:
+                    if len(self._stored_shared) >= _MAX_STORED_SHARED:
+                        self._stored_shared.clear()  # a bound; a miss costs one INSERT OR IGNORE
+                    self._stored_shared.update(k for k, _ in request.batch.shared_values)
             self._fault("after_commit")
             assert results is not None
             self._wake([(r.done, res, None) for r, res in zip(group, results, strict=True)])
