@@ -796,7 +796,8 @@ class MqttClient:
                 evicted.topic,
                 self._inbox.dropped,
             )
-        self._inbox_lot.unpark()
+        if self._inbox_lot:  # a receiver is parked (unpark costs even when none is)
+            self._inbox_lot.unpark()
 
 
 class _CallbackWaiter(Waiter[ReasonCode]):

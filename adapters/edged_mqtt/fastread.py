@@ -25,7 +25,8 @@ two methods of one paho ``Client``:
 Equivalence the fast path relies on (``tests/mqtt/test_fastread.py`` feeds the same packets
 through both paths): the decoders below accept exactly what paho's accept and return the
 same fields, and decline everything else. Skipped work is unobservable to this client: the
-``MQTTMessage`` (its callbacks read the fields), the per-packet debug logs (the fast path is
+``MQTTMessage`` (its callbacks read the fields), the ``Condition`` notified when a PUBACK
+marks a message published (no thread waits on it), the per-packet debug logs (the fast path is
 off while paho has a logger or ``on_log``), topic-filtered callbacks (off while any is
 registered), and the rescan after a PUBACK when every message in ``_out_messages`` is counted
 in flight (paho only queues a message when the in-flight count is at its maximum, so a
@@ -241,7 +242,9 @@ class PacketReader:
             return _OK
         self._on_puback(mid, reason)
         msg = out.pop(mid)
-        msg.info._set_as_published()
+        # paho's _set_as_published() without its Condition: notify() wakes threads blocked
+        # in wait_for_publish(), and no thread can be: MqttClient never hands the info out
+        msg.info._published = True
         if msg.qos > 0:
             paho._inflight_messages -= 1
             # paho rescans for queued messages; there is none unless more are out than counted
@@ -290,8 +293,12 @@ def check_shape() -> str | None:
     for name in ("MQTT_LOG_ERR", "time_func", "MQTTMessageInfo"):
         if not hasattr(_client, name):
             return f"paho.mqtt.client.{name} is missing"
-    if not callable(getattr(_client.MQTTMessageInfo, "_set_as_published", None)):
-        return "paho MQTTMessageInfo._set_as_published is missing"
+    info = _client.MQTTMessageInfo(1)
+    if info.is_published() or "_published" not in type(info).__slots__:
+        return "paho MQTTMessageInfo has no _published flag"
+    info._published = True
+    if not info.is_published():
+        return "paho MQTTMessageInfo.is_published() does not read _published"
     probe = Client(CallbackAPIVersion.VERSION2)
     try:
         for name in (

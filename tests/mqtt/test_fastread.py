@@ -180,8 +180,8 @@ class Harness:
         p.on_publish = lambda client, userdata, mid, reason, props: self.on_puback(mid, reason)
         p.max_inflight_messages_set(2)
         p._sock = self.sock  # type: ignore[assignment]
-        for i in range(4):  # mids 1..4: two in flight, two queued behind them
-            p.publish(f"out/{i}", f"o{i}".encode(), qos=1)
+        # mids 1..4: two in flight, two queued behind them
+        self.infos = [p.publish(f"out/{i}", f"o{i}".encode(), qos=1) for i in range(4)]
         if reader:
             self.reader = PacketReader(p, self.on_publish, self.on_puback, lambda: None)
 
@@ -214,6 +214,7 @@ class Harness:
             [bytes(pkt["packet"]) for pkt in p._out_packet],
             {k: v for k, v in p._in_packet.items() if k != "packet"},
             bytes(p._in_packet["packet"]),
+            [info.is_published() for info in self.infos],
         ]
 
 
