@@ -116,22 +116,29 @@ def derive_id(*parts: str) -> str:
     return _id_text(int.from_bytes(digest[:16], "big") & mask | bits)
 
 
+# The variant's hex digit: the top two bits of SHA-1's 17th digit set to 10.
+_VARIANT_DIGIT = {f"{n:x}": f"{n & 0x3 | 0x8:x}" for n in range(16)}
+
+
 class _TaskIds:
     """`derive_id(workflow_id, str(seq))` for one workflow's new tasks, with the
-    workflow id's part of the hash and of the bits worked out once (a transition
-    that starts an execution makes one id per task)."""
+    workflow id's part of the hash and of the id worked out once (a transition that
+    starts an execution makes one id per task), spelled from SHA-1's hex digits."""
 
-    __slots__ = ("bits", "mask", "seed")
+    __slots__ = ("head", "seed")
 
     def __init__(self, workflow_id: str) -> None:
         self.seed = hashlib.sha1(_NS_BYTES + workflow_id.encode() + b"/")
-        self.mask, self.bits = _id_bits(workflow_id)
+        prefix = _time_prefix(workflow_id)
+        # the creation time and version digit of an id derived from a time-ordered one
+        self.head = None if prefix is None else f"{prefix[:4].hex()}-{prefix[4:].hex()}-8"
 
     def of(self, seq: int) -> str:
         h = self.seed.copy()
         h.update(str(seq).encode())
-        t = f"{int.from_bytes(h.digest()[:16], 'big') & self.mask | self.bits:032x}"
-        return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"  # as _id_text
+        x = h.hexdigest()
+        head = self.head or f"{x[:8]}-{x[8:12]}-5"
+        return f"{head}{x[13:16]}-{_VARIANT_DIGIT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 @dataclass(slots=True, init=False)
@@ -415,9 +422,10 @@ class Transition:
             task.end_ms = self.at_ms
             if not task.start_ms:
                 task.start_ms = self.at_ms
-            for key in task.timers:
-                self.emit(CancelTimer(key))
-            task.timers = []
+            if task.timers:
+                for key in task.timers:
+                    self.emit(CancelTimer(key))
+                task.timers = []
         if reason is not None:
             task.reason = reason
         # self.changed(task) and self.history(...), written out: once per task at least

@@ -268,11 +268,15 @@ def resolve(
     return _Resolver(ctx, env if env is not None else _EMPTY_ENV, task_id).walk(template)
 
 
-# How `resolve_params` treats each entry of a parameter dict (worked out once per dict).
-_AS_IS = 0  # an atom or a string without `${`: the value itself, as `walk` returns it
-_LONE = 1  # exactly one rooted reference: looked up and copied, as `walk_str` does
-_WALK = 2  # anything else: `walk` it
-_Plan = tuple[tuple[Any, int, Any], ...]
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What resolving one parameter dict takes, worked out once per dict object."""
+
+    skeleton: dict[Any, Any]  # every key in order; atoms and `${`-free strings as they are
+    lone: tuple[tuple[Any, CompiledPath], ...]  # exactly one rooted reference: look it up
+    walked: tuple[tuple[Any, Any], ...]  # anything else: `walk` it
+
+
 _PLANS: dict[int, tuple[dict[Any, Any], _Plan]] = {}
 _PLANS_MAX = 4096
 
@@ -281,24 +285,26 @@ def _plan_of(template: dict[Any, Any]) -> _Plan:
     found = _PLANS.get(id(template))
     if found is not None and found[0] is template:
         return found[1]
-    plan: list[tuple[Any, int, Any]] = []
+    skeleton: dict[Any, Any] = {}
+    lone: list[tuple[Any, CompiledPath]] = []
+    walked: list[tuple[Any, Any]] = []
     for key, item in template.items():
+        skeleton[key] = item  # the place of the key; replaced unless an atom
         kind = type(item)
         if kind is str and "${" in item:
             ref = _compile(item).lone
             path = ref.path if ref is not None else None
             if path is not None and path.root is not None:
-                plan.append((key, _LONE, path))
+                lone.append((key, path))
             else:
-                plan.append((key, _WALK, item))
-        elif kind in _ATOMS:
-            plan.append((key, _AS_IS, item))
-        else:
-            plan.append((key, _WALK, item))
+                walked.append((key, item))
+        elif kind not in _ATOMS:
+            walked.append((key, item))
+    plan = _Plan(skeleton, tuple(lone), tuple(walked))
     if len(_PLANS) >= _PLANS_MAX:
         _PLANS.clear()
-    _PLANS[id(template)] = (template, tuple(plan))  # holds it: the id is not reused meanwhile
-    return tuple(plan)
+    _PLANS[id(template)] = (template, plan)  # holds it: the id is not reused meanwhile
+    return plan
 
 
 # Types found to be Mappings (an ABC isinstance check costs a call each time); a type
@@ -323,36 +329,34 @@ def resolve_params(
 ) -> dict[Any, Any]:
     """`resolve(template, ctx, ...)` for a parameter dict that is never changed in place
     (a definition's `inputParameters` / `outputParameters`): what each entry needs is
-    worked out once per dict object, so a resolution does only the lookups."""
-    out: dict[Any, Any] = {}
-    resolver: _Resolver | None = None
+    worked out once per dict object, so a resolution copies the literal entries at once
+    (keys keep their order: each resolved value replaces its key's placeholder) and
+    does only the lookups."""
     found = _PLANS.get(id(template))
     plan = found[1] if found is not None and found[0] is template else _plan_of(template)
-    for key, how, what in plan:
-        if how == _AS_IS:
-            out[key] = what
-        elif how == _LONE:
-            node = ctx.get(what.root, MISSING)
-            if node is MISSING:
-                node = (env or _EMPTY_ENV).get(what.root, MISSING)
-            keys = what.keys
-            if keys is None:
-                node = what.read(node)
-            else:  # CompiledPath.read's plain-keys walk, without the call
-                for name in keys:
-                    kind = type(node)
-                    if kind is dict or kind in _MAPPINGS or _is_mapping(node):
-                        node = node.get(name, MISSING)
-                    else:
-                        node = None
-                        break
-                if node is MISSING:
+    out = dict(plan.skeleton)
+    for key, path in plan.lone:
+        node = ctx.get(path.root, MISSING)  # type: ignore[arg-type]  # rooted: a str
+        if node is MISSING:
+            node = (env or _EMPTY_ENV).get(path.root, MISSING)  # type: ignore[arg-type]
+        keys = path.keys
+        if keys is None:
+            node = path.read(node)
+        else:  # CompiledPath.read's plain-keys walk, without the call
+            for name in keys:
+                kind = type(node)
+                if kind is dict or kind in _MAPPINGS or _is_mapping(node):
+                    node = node.get(name, MISSING)
+                else:
                     node = None
-            out[key] = node if type(node) in _ATOMS else _copy(node)
-        else:
-            if resolver is None:
-                resolver = _Resolver(ctx, env if env is not None else _EMPTY_ENV, task_id)
-            out[key] = resolver.walk(what)
+                    break
+            if node is MISSING:
+                node = None
+        out[key] = node if type(node) in _ATOMS else _copy(node)
+    if plan.walked:
+        resolver = _Resolver(ctx, env if env is not None else _EMPTY_ENV, task_id)
+        for key, item in plan.walked:
+            out[key] = resolver.walk(item)
     return out
 
 

@@ -440,10 +440,12 @@ class Engine:
                 batch.timers_cleared.append(key)
             else:
                 batch.timers_set.append(row)
-        outbox_cmds = [(wid, c) for wid, c in commands if type(c).__name__ in _OUTBOX_KINDS]
-        batch.outbox_added.extend(
-            OutboxRow(type(c).__name__, wid, _command_body(c)) for wid, c in outbox_cmds
-        )
+        outbox_cmds: list[tuple[str, Command]] = []
+        for wid, c in commands:  # loops, not generators: no frame resumed per item
+            kind = type(c).__name__
+            if kind in _OUTBOX_KINDS:
+                outbox_cmds.append((wid, c))
+                batch.outbox_added.append(OutboxRow(kind, wid, _command_body(c)))
         ended = [wf for wf in touched.values() if wf.status.terminal]
         ended_tasks = (
             [t.task_id for _, t in tasks.values() if t.status.terminal] + removed
@@ -495,9 +497,9 @@ class Engine:
         self.stats.ops += len(flight.ops)
         self.stats.last_commit_ms = (time.perf_counter() - flight.started) * 1000
         self.stats.started += len(flight.created)
-        outbox_ids = dict(
-            zip((id(c) for _, c in flight.outbox_cmds), result.outbox_ids, strict=True)
-        )
+        outbox_ids: dict[int, int] = {}
+        for (_, command), outbox_id in zip(flight.outbox_cmds, result.outbox_ids, strict=True):
+            outbox_ids[id(command)] = outbox_id
         for wf in flight.ended:
             if wf.status.terminal and wf.workflow_id in self.live:
                 self._retire(wf)

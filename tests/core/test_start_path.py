@@ -112,7 +112,9 @@ def test_resolved_parameters_never_share_containers_with_the_state() -> None:
     assert wf.input["m"]["deep"] == [1, 2.5, None, True]
 
 
-@pytest.mark.parametrize("workflow_id", ["w", new_execution_id(), "0" * 36])
+@pytest.mark.parametrize(
+    "workflow_id", ["w", new_execution_id(), derive_id(new_execution_id(), "1"), "0" * 36]
+)
 def test_transition_task_ids_equal_derive_id(workflow_id: str) -> None:
     wf = _workflow(workflow_id)
     tr = Transition(Decider(), wf, 5)
