@@ -9,6 +9,7 @@ ends with the right output and every task's handler runs exactly once
 from __future__ import annotations
 
 import collections
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ async def run_workload(path: Path, fail_every: int | None) -> dict[str, Any]:
         nonlocal transactions
         transactions += 1
         if fail_every and transactions % fail_every == 0 and transactions < 200:
+            # Fail slowly (this runs on the writer thread): the owner loop meanwhile decides
+            # more batches on top of the doomed one, which the failure must undo too.
+            time.sleep(0.02)
             raise OSError("injected I/O error")
 
     async def inc(ctx: TaskContext) -> dict[str, Any]:
