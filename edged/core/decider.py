@@ -366,22 +366,18 @@ class Transition:
                 )
                 if isinstance(resolved, dict):
                     task_input = resolved
-        task = Task(
-            task_id=task_id,
-            seq=seq,
-            ref=ref,
-            task_type=kind,
-            def_name=name,
-            wt=wt,
-            status=status,
-            input=task_input,
-            scheduled_ms=self.at_ms,
-            update_ms=self.at_ms,
-            iteration=scope.iteration,
-            taskdef=taskdef,
-            loop_id=scope.loop_id,
-            fork_id=scope.fork_id,
-        )
+        # The required fields by position, then only what differs from the defaults:
+        # matching 14 keywords against Task's 30 parameters cost ~2.5x the construction.
+        task = Task(task_id, seq, ref, kind, name, wt, status, task_input)
+        task.scheduled_ms = task.update_ms = self.at_ms
+        if taskdef is not None:
+            task.taskdef = taskdef
+        if scope is not ROOT_SCOPE:
+            task.iteration, task.loop_id, task.fork_id = (
+                scope.iteration,
+                scope.loop_id,
+                scope.fork_id,
+            )
         wf.tasks.append(task)
         # self.changed(task) and self.history(...), written out: twice per started task
         decision = self.decision

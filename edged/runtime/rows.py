@@ -50,36 +50,40 @@ def new_workflow(
     merged = {**template, **input} if isinstance(template, dict) else dict(input)
     variables = definition.get("variables")
     at = now_ms()
-    return Workflow(
-        workflow_id=workflow_id,
-        definition=definition,
-        status=WorkflowStatus.RUNNING,
-        input=merged,
-        created_ms=at,
-        updated_ms=at,
-        variables=dict(variables) if isinstance(variables, dict) else {},
-        correlation_id=correlation_id,
-        priority=priority,
-        parent_id=parent_id,
-        parent_task_id=parent_task_id,
-        task_to_domain=dict(task_to_domain or {}),
-        idempotency_key=idempotency_key,
-    )
+    # The required fields by position, then only what differs from the defaults (one
+    # per triggered message: keyword matching against 24 parameters was most of it).
+    wf = Workflow(workflow_id, definition, WorkflowStatus.RUNNING, merged, at)
+    wf.updated_ms = at
+    if isinstance(variables, dict) and variables:
+        wf.variables = dict(variables)
+    if correlation_id is not None:
+        wf.correlation_id = correlation_id
+    if priority:
+        wf.priority = priority
+    if parent_id is not None:
+        wf.parent_id = parent_id
+    if parent_task_id is not None:
+        wf.parent_task_id = parent_task_id
+    if task_to_domain:
+        wf.task_to_domain = dict(task_to_domain)
+    if idempotency_key is not None:
+        wf.idempotency_key = idempotency_key
+    return wf
 
 
 def _execution_row(wf: Workflow) -> ExecutionRow:
-    return ExecutionRow(
-        workflow_id=wf.workflow_id,
-        name=wf.name,
-        version=wf.version,
-        status=wf.status._value_,
-        parent_id=wf.parent_id,
-        correlation_id=wf.correlation_id,
-        idempotency_key=wf.idempotency_key,
-        created_ms=wf.created_ms,
-        updated_ms=wf.updated_ms,
-        ended_ms=wf.ended_ms or None,
-        doc=wf.to_doc(),
+    return ExecutionRow(  # by position (one per execution and batch): see ExecutionRow
+        wf.workflow_id,
+        wf.name,
+        wf.version,
+        wf.status._value_,
+        wf.parent_id,
+        wf.correlation_id,
+        wf.idempotency_key,
+        wf.created_ms,
+        wf.updated_ms,
+        wf.ended_ms or None,
+        wf.to_doc(),
     )
 
 

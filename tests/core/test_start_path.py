@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edged.core.decider import ROOT_SCOPE, Decider, Transition, derive_id
+from edged.core.decider import ROOT_SCOPE, Decider, Scope, Transition, derive_id
 from edged.core.model import Task, TaskStatus, Workflow, WorkflowStatus
 from edged.core.views import ExpressionContext, task_view, workflow_view
 from edged.expr.params import _copy, resolve, resolve_params
@@ -144,3 +144,28 @@ def test_a_definition_node_resolves_through_its_plan_like_any_other() -> None:
     copy = {**node, "inputParameters": dict(node["inputParameters"])}  # not the pinned node
     assert tr.new_task(copy, ROOT_SCOPE).input["n"] == 4
     assert tr.workflow_output() == {"n": 4, "all": {"n": 4}}
+
+
+@pytest.mark.parametrize("scope", [ROOT_SCOPE, Scope(), Scope("loop", 2, "fork")])
+def test_a_new_task_has_every_field_a_keyword_construction_gives(scope: Scope) -> None:
+    wf = _workflow()
+    tr = Transition(Decider(lambda name: {"name": name, "retryCount": 1}), wf, 9)
+    wt = {"taskReferenceName": "x", "type": "SIMPLE", "inputParameters": {"n": 1}}
+    task = tr.new_task(wt, scope)
+    assert task == Task(
+        task_id=task.task_id,
+        seq=task.seq,
+        ref="x__2" if scope.iteration else "x",
+        task_type="SIMPLE",
+        def_name="x",
+        wt=wt,
+        status=TaskStatus.SCHEDULED,
+        input={"n": 1},
+        scheduled_ms=9,
+        update_ms=9,
+        iteration=scope.iteration,
+        taskdef=task.taskdef,
+        loop_id=scope.loop_id,
+        fork_id=scope.fork_id,
+    )
+    assert task.taskdef is not None and task.taskdef["retryCount"] == 1

@@ -12,6 +12,7 @@ import trio
 
 from edged import ids
 from edged.core.commands import PublishEvent, StartWorkflow
+from edged.core.model import Workflow, WorkflowStatus
 from edged.handlers import HandlerRegistry
 from edged.journal import HistoryEvent
 from edged.runtime.dispatch import Dispatcher
@@ -96,3 +97,45 @@ def test_a_forked_child_draws_fresh_random_bits() -> None:
     assert os.read(read, 1) == b"1"
     os.close(read)
     os.close(write)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {
+            "correlation_id": "c",
+            "parent_id": "p",
+            "parent_task_id": "pt",
+            "task_to_domain": {"a": "b"},
+            "priority": 3,
+            "idempotency_key": "k",
+        },
+        {"task_to_domain": {}},
+    ],
+)
+@pytest.mark.parametrize(
+    "definition",
+    [{"name": "d"}, {"name": "d", "variables": {"v": 1}, "inputTemplate": {"t": 1, "n": 0}}],
+)
+def test_a_new_workflow_has_every_field_a_keyword_construction_gives(
+    definition: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    wf = new_workflow(definition, workflow_id="w", input={"n": 2}, **extra)
+    assert wf == Workflow(
+        workflow_id="w",
+        definition=definition,
+        status=WorkflowStatus.RUNNING,
+        input={**definition.get("inputTemplate", {}), "n": 2},
+        created_ms=wf.created_ms,
+        updated_ms=wf.created_ms,
+        variables=dict(definition.get("variables", {})),
+        correlation_id=extra.get("correlation_id"),
+        priority=extra.get("priority", 0),
+        parent_id=extra.get("parent_id"),
+        parent_task_id=extra.get("parent_task_id"),
+        task_to_domain=dict(extra.get("task_to_domain", {})),
+        idempotency_key=extra.get("idempotency_key"),
+    )
+    if "variables" in definition:
+        assert wf.variables is not definition["variables"]
