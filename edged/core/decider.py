@@ -670,17 +670,18 @@ class Transition:
 
 def dispatch_command(wf: Workflow, task: Task) -> DispatchTask:
     """The work order for `task`: its id and attempt are the work's idempotency key."""
-    return DispatchTask(
-        workflow_id=wf.workflow_id,
-        task_id=task.task_id,
-        task_type=task.task_type,
-        def_name=task.def_name,
-        ref=task.ref,
-        input=task.input,
-        attempt=task.retry_count,
-        generation=task.generation,
-        taskdef=task.taskdef,
-        domain=wf.task_to_domain.get(task.def_name) or wf.task_to_domain.get("*"),
+    domains = wf.task_to_domain
+    return DispatchTask(  # by position (one per work task): see DispatchTask
+        wf.workflow_id,
+        task.task_id,
+        task.task_type,
+        task.def_name,
+        task.ref,
+        task.input,
+        task.retry_count,  # attempt
+        task.generation,
+        task.taskdef,
+        (domains.get(task.def_name) or domains.get("*")) if domains else None,
     )
 
 

@@ -322,11 +322,7 @@ def schedule_publish(tr: Transition, wt: dict[str, Any], scope: Scope, sink: str
     task = tr.new_task(wt, scope)
     payload = dict(task.input)
     payload["scheduledAtMs"] = tr.at_ms
-    tr.emit(
-        PublishEvent(
-            sink=sink, payload=payload, workflow_id=tr.wf.workflow_id, task_id=task.task_id
-        )
-    )
+    tr.decision.commands.append(PublishEvent(sink, payload, tr.wf.workflow_id, task.task_id))
     if task.input.get("confirm") is False:
         task.output = {"topic": task.input.get("topic"), "queued": True}
         tr.finish(task, TaskStatus.COMPLETED, None)
