@@ -130,6 +130,7 @@ class MqttClient:
         self._received = 0
         self._oversized = 0
         self._read_wakeups = 0
+        self._pause: trio.CancelScope | None = None  # the read loop's pacing pause, if any
         self._failed_attempts = 0
         self._outage_attempts = 0  # attempts since the last accepted connection
 
@@ -170,6 +171,7 @@ class MqttClient:
                 return
             waiter: Waiter[ReasonCode] = Waiter()
             self._pending_pubs[info.mid] = waiter
+            self._publish_tracked()
             try:
                 reason = await waiter.wait()
             finally:
@@ -199,6 +201,7 @@ class MqttClient:
             return PendingPublish(self, topic, None, 0)
         waiter: Waiter[ReasonCode] = Waiter()
         self._pending_pubs[mid] = waiter
+        self._publish_tracked()
         return PendingPublish(self, topic, waiter, mid)
 
     async def publish_then(
@@ -287,6 +290,7 @@ class MqttClient:
             done(None)
             return
         self._pending_pubs[mid] = _CallbackWaiter(self, mid, topic, done)
+        self._publish_tracked()
 
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe (and remember the filter, to subscribe again if the broker loses the
@@ -366,6 +370,12 @@ class MqttClient:
         self._connected = False  # at once: ack() must not use this connection any more
         if self._paho.socket() is not None:
             self._paho._sock_close()
+
+    def _publish_tracked(self) -> None:
+        """A publish now waits for its PUBACK: with half the window waiting, read at once."""
+        pause = self._pause
+        if pause is not None and 2 * len(self._pending_pubs) >= self._paho._max_inflight_messages:
+            pause.cancel()
 
     def statistics(self) -> MqttStatistics:
         return MqttStatistics(
@@ -479,12 +489,19 @@ class MqttClient:
                 if reader.buffered():
                     await trio.lowlevel.checkpoint()  # buffered packets left: no wait
                 else:
-                    if window:
+                    if window and 2 * len(self._pending_pubs) < self._paho._max_inflight_messages:
                         # Read pacing (see MqttSettings.read_batch_ms): not even watching
                         # the socket until a window after the last burst began means one
                         # wake-up per window under load, and none added when traffic is
-                        # slower than that (the deadline has passed by then).
-                        await trio.sleep_until(burst_at + window)
+                        # slower than that (the deadline has passed by then).  Not while
+                        # half the publish window waits for PUBACKs: publishing would
+                        # then stall on acks that sit unread (with Mosquitto's receive
+                        # maximum of 20 that capped publishes at 20 per window), and a
+                        # publish that fills half of it ends a pause under way.
+                        with trio.CancelScope(deadline=burst_at + window) as pause:
+                            self._pause = pause  # _publish_tracked cuts it short
+                            await trio.sleep_forever()
+                        self._pause = None
                         if sock.fileno() < 0:  # closed meanwhile (by close() or paho)
                             self._lost.set()
                             return

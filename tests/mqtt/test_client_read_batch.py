@@ -73,3 +73,21 @@ def test_read_batch_ms_is_checked() -> None:
     for bad in (-1, 1001, "5"):
         with pytest.raises(ConfigError, match="read_batch_ms"):
             parse_options({"read_batch_ms": bad})
+
+
+async def test_pacing_stops_while_the_publish_window_waits_for_acks(broker: Broker) -> None:
+    # A 1 s window and a publish window of 4: paced PUBACK reads would let one window of
+    # publishes through per second (16 publishes: ~3 s); unpaced they take milliseconds.
+    settings = broker.settings(client_id="paced-pub", read_batch_ms=1000, max_inflight=4)
+    with trio.fail_after(10):
+        async with open_mqtt_client(settings) as pub:
+            await trio.sleep(1.1)  # past the window opened by the CONNACK
+            acked = trio.Semaphore(0)
+            with trio.fail_after(1.5):
+                for i in range(16):
+                    await pub.publish_then(
+                        "w/x", str(i).encode(), 1, False, None, lambda e: acked.release()
+                    )
+                for _ in range(16):
+                    await acked.acquire()
+            assert pub.statistics().published == 16
