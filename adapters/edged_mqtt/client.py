@@ -764,57 +764,45 @@ class MqttClient:
         """A received PUBLISH, from paho (``_on_message``) or from ``PacketReader``."""
         # An exception here would escape loop_read and end the connection: contain it.
         try:
-            self._queue(topic_bytes, payload, qos, retain, mid, dup, properties)
+            try:
+                topic = topic_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                topic = topic_bytes.decode("utf-8", "replace")
+            if len(payload) > self.settings.max_payload_bytes:
+                self._oversized += 1
+                log.warning("mqtt message_oversized topic=%s size_bytes=%d", topic, len(payload))
+                # Acknowledge so the broker does not redeliver it forever; it is counted, logged.
+                if self.settings.manual_ack and qos > 0:
+                    client_ack = self._paho.ack(mid, qos)
+                    del client_ack
+                return
+            message = MqttMessage(
+                topic=topic,
+                payload=payload,
+                qos=qos,
+                retain=retain,
+                mid=mid,
+                dup=dup,
+                properties=properties,
+                subscription=self._inbox.route(topic),
+                connection=self._connection,
+                received_at_ms=int(time.time() * 1000),
+            )
+            self._received += 1
+            evicted = self._inbox.put(message)
+            dropped = self._inbox.dropped
+            if evicted is not None and dropped & (dropped - 1) == 0:  # 1, 2, 4...: no log flood
+                log.warning(
+                    "mqtt message_dropped reason=buffer_full subscription=%s topic=%s dropped=%d",
+                    evicted.subscription,
+                    evicted.topic,
+                    self._inbox.dropped,
+                )
+            if self._inbox_lot:  # a receiver is parked (unpark costs even when none is)
+                self._inbox_lot.unpark()
         except Exception:
             self._inbox.dropped += 1
             log.exception("mqtt message_rejected mid=%s", mid)
-
-    def _queue(
-        self,
-        topic_bytes: bytes,
-        payload: bytes,
-        qos: int,
-        retain: bool,
-        mid: int,
-        dup: bool,
-        properties: Properties | None,
-    ) -> None:
-        try:
-            topic = topic_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            topic = topic_bytes.decode("utf-8", "replace")
-        if len(payload) > self.settings.max_payload_bytes:
-            self._oversized += 1
-            log.warning("mqtt message_oversized topic=%s size_bytes=%d", topic, len(payload))
-            # Acknowledge so the broker does not redeliver it forever; it is counted, logged.
-            if self.settings.manual_ack and qos > 0:
-                client_ack = self._paho.ack(mid, qos)
-                del client_ack
-            return
-        message = MqttMessage(
-            topic=topic,
-            payload=payload,
-            qos=qos,
-            retain=retain,
-            mid=mid,
-            dup=dup,
-            properties=properties,
-            subscription=self._inbox.route(topic),
-            connection=self._connection,
-            received_at_ms=int(time.time() * 1000),
-        )
-        self._received += 1
-        evicted = self._inbox.put(message)
-        dropped = self._inbox.dropped
-        if evicted is not None and dropped & (dropped - 1) == 0:  # 1, 2, 4...: no log flood
-            log.warning(
-                "mqtt message_dropped reason=buffer_full subscription=%s topic=%s dropped=%d",
-                evicted.subscription,
-                evicted.topic,
-                self._inbox.dropped,
-            )
-        if self._inbox_lot:  # a receiver is parked (unpark costs even when none is)
-            self._inbox_lot.unpark()
 
 
 class _CallbackWaiter(Waiter[ReasonCode]):
