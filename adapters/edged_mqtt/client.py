@@ -371,10 +371,14 @@ class MqttClient:
         if self._paho.socket() is not None:
             self._paho._sock_close()
 
+    def _acks_due(self) -> bool:
+        """Half the publish window waits for PUBACKs: read pacing stands aside."""
+        return 2 * len(self._pending_pubs) >= self._paho._max_inflight_messages
+
     def _publish_tracked(self) -> None:
         """A publish now waits for its PUBACK: with half the window waiting, read at once."""
         pause = self._pause
-        if pause is not None and 2 * len(self._pending_pubs) >= self._paho._max_inflight_messages:
+        if pause is not None and self._acks_due():
             pause.cancel()
 
     def statistics(self) -> MqttStatistics:
@@ -489,7 +493,7 @@ class MqttClient:
                 if reader.buffered():
                     await trio.lowlevel.checkpoint()  # buffered packets left: no wait
                 else:
-                    if window and 2 * len(self._pending_pubs) < self._paho._max_inflight_messages:
+                    if window and not self._acks_due():
                         # Read pacing (see MqttSettings.read_batch_ms): not even watching
                         # the socket until a window after the last burst began means one
                         # wake-up per window under load, and none added when traffic is
