@@ -57,7 +57,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edged_mqtt import fastprops
+from edged_mqtt import fastprops, fastwrite
 from edged_mqtt.backoff import backoff_s
 from edged_mqtt.fastread import PacketReader
 from edged_mqtt.inbox import Inbox, MqttMessage
@@ -265,7 +265,8 @@ class MqttClient:
         """With an in-flight slot held: give paho the message, return its mid. The slot
         is released on failure, and at once for QoS 0 (nothing to wait for)."""
         try:
-            info = self._paho.publish(topic, payload, qos, retain, properties)
+            # paho's publish(), its common case built here (see fastwrite)
+            info = fastwrite.publish(self._paho, topic, payload, qos, retain, properties)
             if info.rc not in (_OK, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 raise PublishRejected(f"publish to {topic}: {info.rc.name}")
         except BaseException:
@@ -362,7 +363,7 @@ class MqttClient:
             return True
         if not self._connected or message.connection != self._connection:
             return False
-        return self._paho.ack(message.mid, message.qos) == _OK
+        return fastwrite.ack(self._paho, message.mid, message.qos) == _OK
 
     def drop_connection(self) -> None:
         """Close the socket without DISCONNECT, like a network failure (the broker then
@@ -777,7 +778,7 @@ class MqttClient:
                 log.warning("mqtt message_oversized topic=%s size_bytes=%d", topic, len(payload))
                 # Acknowledge so the broker does not redeliver it forever; it is counted, logged.
                 if self.settings.manual_ack and qos > 0:
-                    client_ack = self._paho.ack(mid, qos)
+                    client_ack = fastwrite.ack(self._paho, mid, qos)
                     del client_ack
                 return
             message = MqttMessage(
