@@ -26,7 +26,10 @@ context is reused and hardened once instead:
   see `_compiled`); globals it creates by
   assignment (`x = 1`) are deleted afterwards and the global object's
   prototype is put back (a non-deletable global, or a global object made
-  non-extensible, makes us throw the context away);
+  non-extensible, makes us throw the context away); the full list of the
+  global object's keys is only read when a cheaper check (enumerable keys,
+  symbol keys, the wrapped `Object.defineProperty` and kin) says a script may
+  have added one (see the bootstrap);
 * `$` is the bindings, passed in as JSON text and parsed by `JSON.parse` in
   the runner (a plain object, no host proxies); the result comes back through
   `JSON.stringify` inside the same guarded call: undefined, functions and
@@ -115,11 +118,63 @@ _BOOTSTRAP: Final = r"""
   const Fn = Function;
   const inner = new Fn("__edged_src", "$", "return eval(__edged_src);");
   const isExtensible = Reflect.isExtensible, setPrototypeOf = Reflect.setPrototypeOf;
+  const symbolsOf = Object.getOwnPropertySymbols, hasOwn = Object.hasOwn;
   const globalProto = getPrototypeOf(g);
-  let baseline = null, baselineSize = 0;
+  let baseline = null, baselineSize = 0, baselineSymbols = 0;
+  // The globals check.  Reflect.ownKeys(globalThis) builds a ~70-key array, ~40% of an
+  // INLINE evaluation, so it runs only when something may have been added.  In
+  // quickjs-ng 0.17 a script adds an own property enumerably (assignment, `var` in an
+  // indirect eval, __defineGetter__, class fields, CreateDataProperty in Array.from and
+  // friends, ...) unless it goes through a definer wrapped below (they mark `defined`
+  // whatever their target, since a Proxy of globalThis forwards to it) or
+  // Error.captureStackTrace (a non-enumerable `stack`); tests/expr/test_js_isolation.py
+  // tries each path.  So: a definer call, a symbol key beyond the baseline's one,
+  // `stack`, or any enumerable key (for-in: no array is built and no getter runs).
+  let defined = false;
+  const objectDefine = Object.defineProperty, objectDefineAll = Object.defineProperties;
+  const objectDefiners = {  // methods: named, with the natives' lengths, not constructors
+    defineProperty(o, key, descriptor) {
+      defined = true;
+      return objectDefine(o, key, descriptor);
+    },
+    defineProperties(o, descriptors) {
+      defined = true;
+      return objectDefineAll(o, descriptors);
+    },
+  };
+  const reflectDefiners = {
+    defineProperty(o, key, descriptor) {
+      defined = true;
+      return defineProperty(o, key, descriptor);
+    },
+  };
+  // Before the freeze below, so the wrappers are all any script can reach.
+  defineProperty(Object, "defineProperty", { value: objectDefiners.defineProperty });
+  defineProperty(Object, "defineProperties", { value: objectDefiners.defineProperties });
+  defineProperty(Reflect, "defineProperty", { value: reflectDefiners.defineProperty });
+  // Array.fromAsync holds its own native Object.defineProperty and, after its first
+  // await, defines non-enumerable elements on `new this(n)`, which may be globalThis.
+  // edged runs no promise jobs, so that never happens; should jobs ever run, a context
+  // that saw fromAsync called with a constructor of the script's is dropped all the same.
+  const arrayFromAsync = Array.fromAsync, apply = Reflect.apply;
+  let ownConstructor = false;
+  defineProperty(Array, "fromAsync", { value: {
+    fromAsync(items) {
+      if (typeof this === "function" && this !== Array) ownConstructor = true;
+      return apply(arrayFromAsync, this, arguments);
+    },
+  }.fromAsync });
+  const added = function () {
+    if (defined || symbolsOf(g).length !== baselineSymbols || hasOwn(g, "stack")) return true;
+    for (const key in g) return true;  // the global prototype is restored, and frozen
+    return false;
+  };
   const cleanup = function () {
     // The global object stays extensible (that cannot be undone) with its own prototype.
     let ok = isExtensible(g) && (getPrototypeOf(g) === globalProto || setPrototypeOf(g, globalProto));
+    if (ownConstructor) ok = false;
+    if (!added()) return ok;
+    defined = false;
     const keys = ownKeys(g);
     if (keys.length === baselineSize) return ok;  // nothing added (none can be deleted)
     for (const key of keys) {
@@ -193,6 +248,8 @@ _BOOTSTRAP: Final = r"""
   }
   baseline = new Set(ownKeys(g));
   baselineSize = baseline.size;
+  baselineSymbols = symbolsOf(g).length;  // Symbol.toStringTag
+  if (added()) throw new Error("a baseline global is enumerable");  // for-in would see it
   return seen.size;
 })()
 """
