@@ -22,7 +22,10 @@ paho or ``fastread``, ``_messages_reconnect_reset`` re-sending with DUP) reads t
 fields, so it cannot tell which path wrote them. Not replicated because unobservable here:
 the locks (``MqttClient`` never uses paho from two threads at once; ``connect()`` runs in a
 worker thread only while nothing else touches paho) and the packet's type (bytes, not
-bytearray: paho's own PUBACK is bytes too, and the writer only slices it).
+bytearray: paho's own PUBACK is bytes too, and the writer only slices it). One thing is
+replaced: the message info's ``threading.Condition`` is a ``LazyCondition`` that builds the
+real one on first use (paho's PUBACK handling and ``wait_for_publish`` still get one; with
+``fastread`` nothing ever asks), since building it cost as much as the rest of the publish.
 
 ``SHAPE_ERROR`` is None when paho has the shape this was written against and a self-test
 (both paths on two probe clients, bytes and state compared) agrees; otherwise ``publish``
@@ -31,17 +34,19 @@ Hypothesis, by ``tests/mqtt/test_fastwrite.py``.
 
 Cost (callgrind instructions, PYTHONHASHSEED=0, difference between 3,000 and 1,000 pairs of
 one QoS 1 publish + one manual PUBACK, on a probe client whose register-write callback and
-send are no-ops): with paho's ``loop_write`` of both packets, MQTT 5 with one user property
-122.4k -> 91.8k per pair, MQTT 3.1.1 93.8k -> 63.3k; publish + ack alone (no write, less the
-loop's own 6.3k) 93.9k -> 63.8k and 64.7k -> 35.1k. What is left is mostly not ours: the
-user property's ``FastProperties.pack()`` (~28.7k) and the ``MQTTMessageInfo`` paho's later
-code needs, with its ``threading.Condition`` (~11.4k).
+send are no-ops): publish + ack alone (less the loop's own 6.3k) MQTT 5 with one user
+property 93.9k -> 55.6k, MQTT 3.1.1 64.7k -> 26.9k; with paho's ``loop_write`` of both
+packets 122.4k -> 84.0k and 93.8k -> 55.4k. Most of what is left on MQTT 5 is the user
+property's ``FastProperties.pack()`` (~28.7k); paho's ``loop_write`` of the two packets is
+~23k (a leaner one measured ~15k: not done, it is not the larger part).
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt
@@ -72,6 +77,7 @@ _PUBLISH: Any = getattr(_client, "PUBLISH", None)
 _PUBACK_COMMAND: Any = getattr(_client, "PUBACK", None)
 _WAIT_FOR_PUBACK: Any = getattr(_client, "mqtt_ms_wait_for_puback", None)
 _new_message = MQTTMessage.__new__
+_new_info = MQTTMessageInfo.__new__
 
 
 def _remaining_length(n: int) -> bytes:
@@ -149,7 +155,7 @@ def publish(
         message = _new_message(MQTTMessage)
         message.mid = mid
         message._topic = topic_bytes
-        message.info = info = MQTTMessageInfo(mid)
+        message.info = info = _message_info(mid)
         message.timestamp = _client.time_func()
         message.payload = payload
         message.qos = qos
@@ -167,7 +173,7 @@ def publish(
             head = bytes((0x32 | retain,)) + _remaining_length(remaining) + _H.pack(size)
         packet = b"".join((head, topic_bytes, _H.pack(mid), packed, payload))
     else:
-        info = MQTTMessageInfo(mid)
+        info = _message_info(mid)
         head = bytes((0x30 | retain,)) + _remaining_length(remaining) + _H.pack(size)
         packet = b"".join((head, topic_bytes, packed, payload))
     paho._out_packet.append(
@@ -216,6 +222,63 @@ def ack(paho: Client, mid: int, qos: int) -> MQTTErrorCode:
     if not paho._registered_write:
         _register_write(paho)
     return _OK
+
+
+def _message_info(mid: int) -> MQTTMessageInfo:
+    """``MQTTMessageInfo(mid)`` with a ``LazyCondition``."""
+    info = _new_info(MQTTMessageInfo)
+    info.mid = mid
+    info._published = False
+    info._condition = LazyCondition()  # type: ignore[assignment]
+    info.rc = _OK
+    info._iterpos = 0
+    return info
+
+
+class LazyCondition:
+    """A ``threading.Condition`` built on first use.
+
+    paho gives every message info its own Condition, to wake threads in ``wait_for_publish``
+    when a PUBACK arrives; building one costs as much as the rest of a fast publish, and
+    here nothing ever uses it (``fastread`` marks infos published without it, and
+    ``MqttClient`` never hands an info out). This stands in for it and builds the real one,
+    once, under a lock, the first time paho (or anyone) enters, waits or notifies.
+    """
+
+    __slots__ = ("_real",)
+    _real: threading.Condition
+
+    def _condition(self) -> threading.Condition:
+        try:
+            return self._real
+        except AttributeError:
+            with _LAZY_LOCK:
+                try:
+                    return self._real
+                except AttributeError:
+                    self._real = real = threading.Condition()
+                    return real
+
+    def __enter__(self) -> bool:
+        return self._condition().__enter__()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return self._condition().__exit__(*exc_info)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._condition().wait(timeout)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        return self._condition().wait_for(predicate, timeout)
+
+    def notify(self, n: int = 1) -> None:
+        self._condition().notify(n)
+
+    def notify_all(self) -> None:
+        self._condition().notify_all()
+
+
+_LAZY_LOCK = threading.Lock()
 
 
 def _register_write(paho: Client) -> None:
@@ -340,6 +403,9 @@ def check_shape() -> str | None:
     fields = {"_topic", "dup", "info", "mid", "payload", "properties", "qos", "retain"}
     if set(getattr(MQTTMessage, "__slots__", ())) != fields | {"state", "timestamp"}:
         return "paho MQTTMessage has other fields"
+    info_fields = {"_condition", "_iterpos", "_published", "mid", "rc"}
+    if set(getattr(MQTTMessageInfo, "__slots__", ())) != info_fields:
+        return "paho MQTTMessageInfo has other fields"
     try:
         probe = probe_client(_V5)
         for name in (

@@ -13,6 +13,8 @@ packets), the return values or exceptions, the register-write callbacks and the 
 from __future__ import annotations
 
 import struct
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -335,6 +337,38 @@ def test_in_flight_messages_are_resent_with_dup_after_a_reconnect(
         pair.do("puback", mid)
     pair.do("write")
     assert pair.fast.paho._out_messages == {}
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_threads_waiting_for_publish_wake_like_with_pahos_info(qos: int) -> None:
+    side = Side(V5, fast=True)
+    infos = [fastwrite.publish(side.paho, f"w/{i}", b"x", qos, False, None) for i in range(2)]
+    assert all(isinstance(info._condition, fastwrite.LazyCondition) for info in infos)
+    woke: list[int] = []
+
+    def wait(i: int) -> None:
+        infos[i].wait_for_publish(5.0)
+        woke.append(i)
+
+    waiters = [threading.Thread(target=wait, args=(i,)) for i in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    deadline = time.monotonic() + 5.0
+    while True:  # until both wait on their own condition, built when they began to wait
+        conditions = [getattr(info._condition, "_real", None) for info in infos]
+        if all(c is not None and len(c._waiters) == 1 for c in conditions):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    if qos:
+        side.puback(infos[1].mid)  # paho's PUBACK handling notifies the condition
+        side.puback(infos[0].mid)
+    else:
+        side.write()  # paho marks QoS 0 published once written
+    for waiter in waiters:
+        waiter.join(5.0)
+    assert sorted(woke) == [0, 1]
+    assert all(info.is_published() for info in infos)
 
 
 TOPICS = st.one_of(
