@@ -66,6 +66,8 @@ Deliberate differences from Conductor (GraalJS, 4 s timeout by default)
 * Intrinsics are frozen: assigning over an inherited builtin property
   (`obj.toString = f` on a plain object) is ignored in sloppy code and throws
   in strict code (the "override mistake").  Object literals are unaffected.
+  `Error.stackTraceLimit` (10) and `Error.prepareStackTrace` (undefined) are
+  frozen values too: as accessors they set state the next script would see.
 * NaN/Infinity results are None; GraalJS returns a Java double.
 """
 
@@ -152,6 +154,11 @@ _BOOTSTRAP: Final = r"""
   defineProperty(Object, "defineProperty", { value: objectDefiners.defineProperty });
   defineProperty(Object, "defineProperties", { value: objectDefiners.defineProperties });
   defineProperty(Reflect, "defineProperty", { value: reflectDefiners.defineProperty });
+  // Error.stackTraceLimit and Error.prepareStackTrace are accessors over state of the
+  // context, not of Error: freezing Error leaves their setters working, so one script
+  // could format (run code inside) the next one's stack traces.  Plain values instead.
+  defineProperty(Error, "stackTraceLimit", { value: Error.stackTraceLimit });
+  defineProperty(Error, "prepareStackTrace", { value: undefined });
   // Array.fromAsync holds its own native Object.defineProperty and, after its first
   // await, defines non-enumerable elements on `new this(n)`, which may be globalThis.
   // edged runs no promise jobs, so that never happens; should jobs ever run, a context

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from edged.expr.javascript import JsSandbox
+from edged.expr.javascript import JsError, JsSandbox
 
 HIDDEN_INTRINSICS = [
     "[].values()",
@@ -278,3 +278,23 @@ def test_array_from_async_with_the_scripts_constructor_drops_the_context() -> No
     assert sandbox.evaluate("Reflect.ownKeys(globalThis).length", {}) == _baseline_keys()
     assert sandbox.evaluate("Array.fromAsync([1]) instanceof Promise", {}) is True
     assert sandbox._slot.context is not None  # with Array itself the context stays
+
+
+def test_stack_trace_settings_do_not_reach_the_next_script() -> None:
+    """Error.stackTraceLimit and prepareStackTrace set context state, not a property of
+    Error: as accessors, freezing Error left them settable across evaluations."""
+    sandbox = JsSandbox()
+    hijack = (
+        "Error.stackTraceLimit = 0;"
+        " Error.prepareStackTrace = function (e, sites) { return 'HIJACK' };"
+        " [Error.stackTraceLimit, typeof Error.prepareStackTrace]"
+    )
+    assert sandbox.evaluate(hijack, {}) == [10, "undefined"]
+    probe = (
+        "const d = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace');"
+        " [Error.stackTraceLimit, typeof Error.prepareStackTrace, typeof d.set,"
+        " new Error('x').stack.includes('at ')]"
+    )
+    assert sandbox.evaluate(probe, {}) == [10, "undefined", "undefined", True]
+    with pytest.raises(JsError, match="TypeError"):
+        sandbox.evaluate("'use strict'; Error.prepareStackTrace = () => 1", {})
