@@ -122,7 +122,7 @@ def publish(
     if paho._protocol == _V5:
         if properties is None:
             packed = _NO_PROPERTIES
-        elif "TopicAlias" in properties.__dict__:
+        elif not isinstance(properties, Properties) or "TopicAlias" in properties.__dict__:
             return paho.publish(topic, payload, qos, retain, properties)
         else:
             try:
