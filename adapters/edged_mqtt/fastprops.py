@@ -24,6 +24,7 @@ Nothing else in paho changes: ``isinstance(x, Properties)`` still holds for both
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Any
 
 import paho.mqtt
@@ -62,6 +63,7 @@ _CNAME: dict[int, str] = {}  # identifier -> compressed name
 _NAME: dict[int, str] = {}  # identifier -> name ("User Property")
 _MULTIPLE: frozenset[str] = frozenset()
 _ORDER: list[tuple[str, int, int, bool, bytes]] = []  # pack order: paho's names order
+_RANK: dict[str, int] = {}  # compressed name -> its index in _ORDER
 
 
 def _load_tables() -> None:
@@ -85,6 +87,8 @@ def _load_tables() -> None:
         (c, i, _PROPERTIES[i][0], c in _MULTIPLE, VariableByteIntegers.encode(i))  # type: ignore[no-untyped-call]
         for c, i in _IDENT.items()
     ]
+    _RANK.clear()
+    _RANK.update((entry[0], rank) for rank, entry in enumerate(_ORDER))
 
 
 class FastProperties(Properties):
@@ -151,14 +155,19 @@ class FastProperties(Properties):
 
     def pack(self) -> bytes:
         d = self.__dict__
+        if len(d) == len(_PRIVATE):  # nothing set (the common case but for PUBLISH)
+            return b"\x00"
+        # only the properties set, in paho's order (its pack walks all 27 names)
+        found = [_RANK[key] for key in d if key in _RANK]
+        found.sort()
         parts = []
-        for cname, _ident, ptype, multiple, ident_bytes in _ORDER:
-            if cname in d:
-                if multiple:
-                    for prop in d[cname]:
-                        parts.append(_write(ident_bytes, ptype, prop))
-                else:
-                    parts.append(_write(ident_bytes, ptype, d[cname]))
+        for rank in found:
+            cname, _ident, ptype, multiple, ident_bytes = _ORDER[rank]
+            if multiple:
+                for prop in d[cname]:
+                    parts.append(_write(ident_bytes, ptype, prop))
+            else:
+                parts.append(_write(ident_bytes, ptype, d[cname]))
         buffer = b"".join(parts)
         n = len(buffer)
         if n < 128:
@@ -209,6 +218,10 @@ class FastProperties(Properties):
 
 def _write(ident_bytes: bytes, ptype: int, value: Any) -> bytes:
     """paho's ``writeProperty`` body, with the identifier already encoded."""
+    if ptype == _PAIR:
+        return ident_bytes + _utf(value[0]) + _utf(value[1])
+    if ptype == _UTF8:
+        return ident_bytes + _utf(value)
     if ptype == _BYTE:
         return ident_bytes + bytes([value])
     if ptype == _INT16:
@@ -219,11 +232,18 @@ def _write(ident_bytes: bytes, ptype: int, value: Any) -> bytes:
         return ident_bytes + VariableByteIntegers.encode(value)  # type: ignore[no-any-return,no-untyped-call]
     if ptype == _BINARY:
         return ident_bytes + _pp.writeBytes(value)  # type: ignore[no-any-return,no-untyped-call]
-    if ptype == _UTF8:
-        return ident_bytes + _pp.writeUTF(value)  # type: ignore[no-any-return,no-untyped-call]
-    if ptype == _PAIR:
-        return ident_bytes + _pp.writeUTF(value[0]) + _pp.writeUTF(value[1])  # type: ignore[no-any-return,no-untyped-call]
     return ident_bytes
+
+
+_pack_length = struct.Struct("!H").pack
+
+
+def _utf(data: Any) -> bytes:
+    """paho's ``writeUTF``: the same bytes and the same errors (TypeError for what is
+    neither bytes nor str, struct.error past 65,535 bytes), without its two calls."""
+    if not isinstance(data, bytes):
+        data = bytes(data, "utf-8")
+    return _pack_length(len(data)) + data
 
 
 # A few property sets both classes must agree on before install() swaps them.

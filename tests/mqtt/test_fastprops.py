@@ -148,6 +148,31 @@ def test_all_properties_of_a_packet_type_at_once() -> None:
         )
 
 
+def test_pack_follows_pahos_order_whatever_order_properties_were_set_in() -> None:
+    # pack() walks only the properties set, sorted into paho's order
+    names = [n for n, (t, _) in EVERY_PROPERTY.items() if t == PUB]
+    for order in (names, names[::-1], names[1::2] + names[::2]):
+        slow, fast = both(PUB, {name: EVERY_PROPERTY[name][1] for name in order})
+        assert slow == fast
+        assert slow[1][0] == "ok"
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"ContentType": "x" * 65536},  # past a two-byte length: struct.error in both
+        {"UserProperty": [("k", "v" * 70000)]},
+        {"ResponseTopic": "ünïcode/tøpic"},
+        {"UserProperty": [("k", b"raw bytes"), ("ü", "ß")]},
+        {"ContentType": 5},  # not text: TypeError from pack in both
+        {"UserProperty": [("k", 5)]},
+    ],
+)
+def test_string_properties_pack_and_fail_like_paho(attrs: dict[str, Any]) -> None:
+    slow, fast = both(PUB, attrs)
+    assert slow == fast
+
+
 def test_multiple_values_accumulate_like_paho() -> None:
     for cls_results in [
         both(PUB, {"UserProperty": ("a", "1")}),
