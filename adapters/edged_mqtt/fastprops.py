@@ -241,9 +241,8 @@ _pack_length = struct.Struct("!H").pack
 def _utf(data: Any) -> bytes:
     """paho's ``writeUTF``: the same bytes and the same errors (TypeError for what is
     neither bytes nor str, struct.error past 65,535 bytes), without its two calls."""
-    if not isinstance(data, bytes):
-        data = bytes(data, "utf-8")
-    return _pack_length(len(data)) + data
+    raw: bytes = data if isinstance(data, bytes) else bytes(data, "utf-8")
+    return _pack_length(len(raw)) + raw
 
 
 # A few property sets both classes must agree on before install() swaps them.
