@@ -86,6 +86,8 @@ ADDERS = {
     "Object.assign symbol": "Object.assign(G, {[Symbol('leak')]: 1})",
     "Reflect.set": "Reflect.set(G, 'leak', 1)",
     "Reflect.set receiver": "Reflect.set({}, 'leak', 1, G)",
+    "Reflect.set Proxy receiver": "Reflect.set({}, 'leak', 1, P)",
+    "with": "with (P) { leak = 1 }",
     "Array.prototype.push": "Array.prototype.push.call(G, 1)",
     "Array.from constructor": "Array.from.call(function () { return G }, [1])",
     "Array.of constructor": "Array.of.call(function () { return G }, 1)",
@@ -257,6 +259,21 @@ def test_private_fields_stamped_on_the_global_object_are_invisible() -> None:
     )
     assert sandbox.evaluate(stamp, {}) is True
     assert sandbox.evaluate("Reflect.ownKeys(globalThis).length", {}) == _baseline_keys()
+    brand = (
+        "class B { constructor(o) { return o } };"
+        " class S extends B { #m() {} static has(o) { return #m in o } constructor() { super(globalThis) } };"
+        " new S(); S.has(globalThis)"
+    )
+    assert sandbox.evaluate(brand, {}) is True
+    assert sandbox.evaluate("Reflect.ownKeys(globalThis).length", {}) == _baseline_keys()
+
+
+def test_lexical_declarations_of_an_indirect_eval_do_not_persist() -> None:
+    """They live in an environment of that eval, not on the global object or in the
+    context's global lexical scope."""
+    sandbox = JsSandbox()
+    assert sandbox.evaluate("(0, eval)('let a = 1; const b = 2; class C {}; a + b')", {}) == 3
+    assert sandbox.evaluate("[typeof a, typeof b, typeof C]", {}) == ["undefined"] * 3
 
 
 def test_array_from_async_with_the_scripts_constructor_drops_the_context() -> None:
