@@ -91,3 +91,34 @@ async def test_pacing_stops_while_the_publish_window_waits_for_acks(broker: Brok
                 for _ in range(16):
                     await acked.acquire()
             assert pub.statistics().published == 16
+
+
+async def test_a_full_burst_doubles_the_next_window_and_a_thin_one_restores_it(
+    broker: Broker,
+) -> None:
+    # Base window 0.5 s. After a burst of 10 messages (>= 4: traffic well above one per
+    # window) the next window is 1 s; after a burst of one it is 0.5 s again.
+    settings = broker.settings(client_id="grow-sub", read_batch_ms=500, manual_ack=True)
+    with trio.fail_after(20):
+        async with (
+            open_mqtt_client(settings) as sub,
+            open_mqtt_client(broker.settings(client_id="grow-pub")) as pub,
+        ):
+            await sub.subscribe("g/#", 1)
+            await trio.sleep(0.6)  # a quiet spell: the next read is at once
+
+            async def held(count: int) -> float:
+                """Publish `count` messages now; seconds until the last one is read."""
+                start = trio.current_time()
+                for i in range(count):
+                    await pub.publish_then("g/x", str(i).encode(), 1, False, None, lambda e: None)
+                for _ in range(count):
+                    sub.ack(await sub.receive())
+                return trio.current_time() - start
+
+            await held(1)  # read at once; its window (0.5 s) starts now
+            await held(10)  # arrives inside it: one burst of 10 at the window's end
+            # the window after a full burst is 1 s from that burst
+            assert await held(1) >= 0.8
+            # ... and after that burst of one, 0.5 s again (generous margin for a slow CI)
+            assert await held(1) < 0.9
