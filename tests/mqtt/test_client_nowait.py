@@ -134,3 +134,74 @@ async def test_outbox_bursts_keep_order_past_the_burst_and_the_window(
             assert {op.event.status for op in engine.ops} == {"COMPLETED"}
             assert outbox.pending() == 0 and outbox.stats.delivered == n
             nursery.cancel_scope.cancel()
+
+
+async def test_outbox_hands_a_committed_message_to_paho_inline_and_queues_past_the_window(
+    broker: Broker,
+) -> None:
+    # Connected with a slot free, accept() hands the message over before it returns (no
+    # sender task, no scheduler pass); past the in-flight window the rest waits in a
+    # sender task and still leaves in order.
+    n = 12
+    settings = broker.settings(client_id="inline-pub", max_inflight=4)
+    engine = _Engine(n)
+    outbox = MqttOutbox(_Service(settings), OutboxLimits())
+    outbox.attach(engine)
+    with trio.fail_after(30):
+        async with (
+            open_mqtt_client(broker.settings(client_id="inline-sub")) as sub,
+            open_mqtt_client(settings) as pub,
+            trio.open_nursery() as nursery,
+        ):
+            await sub.subscribe("in/#", 1)
+            nursery.start_soon(outbox.run, pub)
+            await pub.wait_connected()
+            await trio.testing.wait_all_tasks_blocked()
+            published = pub.statistics().published
+            outbox.accept(
+                PublishEvent(PUBLISH_SINK, {"topic": "in/x", "payload": "0"}, "wf", "t0"), 1
+            )
+            assert not outbox._senders  # sent inline
+            assert len(pub._pending_pubs) == 1  # paho has it, waiting for its PUBACK
+            for i in range(1, n):
+                payload = {"topic": "in/x", "payload": str(i)}
+                outbox.accept(PublishEvent(PUBLISH_SINK, payload, "wf", f"t{i}"), i + 1)
+            assert outbox._senders == {"in/x"}  # the window (4) is full: the rest waits
+            got = [int((await sub.receive()).payload) for _ in range(n)]
+            assert got == list(range(n))
+            await engine.all_posted.wait()
+            assert sorted(op.ack for op in engine.ops) == list(range(1, n + 1))
+            assert outbox.pending() == 0 and pub.statistics().published == published + n
+            nursery.cancel_scope.cancel()
+
+
+async def test_an_unexpected_error_handing_over_inline_is_left_to_the_sender(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # accept() runs inside the engine's commit handling: a bug on the send path must not
+    # escape there; the message stays queued and the sender task meets it as before.
+    settings = broker.settings(client_id="inline-bug")
+    engine = _Engine(1)
+    outbox = MqttOutbox(_Service(settings), OutboxLimits())
+    outbox.attach(engine)
+    with trio.fail_after(30):
+        async with open_mqtt_client(settings) as pub, trio.open_nursery() as nursery:
+            nursery.start_soon(outbox.run, pub)
+            await pub.wait_connected()
+            await trio.testing.wait_all_tasks_blocked()
+            calls = []
+
+            def broken(*args: Any) -> None:
+                calls.append(args)
+                raise RuntimeError("bug")
+
+            real = pub.publish_then_nowait
+            monkeypatch.setattr(pub, "publish_then_nowait", broken)
+            event = PublishEvent(PUBLISH_SINK, {"topic": "b/x", "payload": "0"}, "wf", "t")
+            outbox.accept(event, 1)
+            assert len(calls) == 1 and outbox.pending() == 1
+            assert outbox._senders == {"b/x"}  # started, not run yet
+            monkeypatch.setattr(pub, "publish_then_nowait", real)
+            await engine.all_posted.wait()  # the sender delivered it
+            assert [op.ack for op in engine.ops] == [1] and outbox.pending() == 0
+            nursery.cancel_scope.cancel()
