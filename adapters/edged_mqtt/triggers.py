@@ -101,6 +101,7 @@ class Rule:
     reserved: int = 0
     tickets: list[object] = field(default_factory=list)
     changed: trio.Event = field(default_factory=trio.Event)
+    waiting: int = 0  # tasks waiting on `changed`
     doc: dict[str, Any] = field(default_factory=dict)  # the rule as written
     from_definition: bool = False  # else from the config file
     subscription: Any = None  # the service's handle, to unsubscribe
@@ -112,8 +113,9 @@ class Rule:
         return not (self.condition or self.input is not None or self.identity or self.correlation)
 
     def signal(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
+        if self.waiting:  # a fresh Event per message costs when nobody waits (most rules)
+            self.changed.set()
+            self.changed = trio.Event()
 
 
 # What a rule's document decides (the rest is its state).
@@ -350,7 +352,11 @@ class TriggerSet:
     ) -> None:
         try:
             while rule.tickets[0] is not ticket or rule.running or rule.reserved:
-                await rule.changed.wait()
+                rule.waiting += 1
+                try:
+                    await rule.changed.wait()
+                finally:
+                    rule.waiting -= 1
             rule.reserved += 1
         finally:
             rule.tickets.remove(ticket)
