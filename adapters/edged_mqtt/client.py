@@ -374,8 +374,10 @@ class MqttClient:
             self._paho._sock_close()
 
     def _acks_due(self) -> bool:
-        """Half the publish window waits for PUBACKs: read pacing stands aside."""
-        return 2 * len(self._pending_pubs) >= self._paho._max_inflight_messages
+        """Three quarters of the publish window wait for PUBACKs: read pacing stands aside.
+        (At half, the 10 publishes of a 10-message batch against Mosquitto's receive
+        maximum of 20 cut every window short, and the early read split the next batch.)"""
+        return 4 * len(self._pending_pubs) >= 3 * self._paho._max_inflight_messages
 
     def _publish_tracked(self) -> None:
         """A publish now waits for its PUBACK: with half the window waiting, read at once."""
@@ -493,19 +495,22 @@ class MqttClient:
         burst_at = -window
         try:
             while True:
+                cut = False
                 if reader.buffered():
                     await trio.lowlevel.checkpoint()  # buffered packets left: no wait
                 else:
                     paused = False
-                    if window and burst_at + window > trio.current_time() and not self._acks_due():
+                    if window and burst_at + window > trio.current_time() and self._acks_due():
+                        cut = True  # read now, for the PUBACKs: a window cut short
+                    elif window and burst_at + window > trio.current_time():
                         # Read pacing (see MqttSettings.read_batch_ms): not even watching
                         # the socket until a window after the last burst began means one
                         # wake-up per window under load, and none added when traffic is
                         # slower than that (the deadline has passed by then).  Not while
-                        # half the publish window waits for PUBACKs: publishing would
+                        # 3/4 of the publish window wait for PUBACKs: publishing would
                         # then stall on acks that sit unread (with Mosquitto's receive
                         # maximum of 20 that capped publishes at 20 per window), and a
-                        # publish that fills half of it ends a pause under way.
+                        # publish that fills 3/4 of it ends a pause under way.
                         with trio.CancelScope(deadline=burst_at + window) as pause:
                             self._pause = pause  # _publish_tracked cuts it short
                             await trio.sleep_forever()
@@ -514,6 +519,7 @@ class MqttClient:
                             self._lost.set()
                             return
                         paused = True
+                        cut = trio.current_time() < burst_at + window
                     # After a pause the bytes are usually there already: a poll with no
                     # wait finds them without another scheduler pass through epoll.
                     if not (paused and poller.has_data()):
@@ -529,8 +535,10 @@ class MqttClient:
                         break
                 # A full burst means traffic is well above one message per window: the
                 # next window doubles (bigger batches, fewer commits, for at most one more
-                # base window of latency); a thin burst brings it back to the base.
-                window = base * 2 if self._received - received >= _FULL_BURST else base
+                # base window of latency); a thin burst brings it back to the base, unless
+                # the window was cut short for PUBACKs (then it says nothing of the rate).
+                if not cut:
+                    window = base * 2 if self._received - received >= _FULL_BURST else base
         except (trio.ClosedResourceError, OSError):
             self._lost.set()
 

@@ -122,3 +122,20 @@ async def test_a_full_burst_doubles_the_next_window_and_a_thin_one_restores_it(
             assert await held(1) >= 0.8
             # ... and after that burst of one, 0.5 s again (generous margin for a slow CI)
             assert await held(1) < 0.9
+
+
+async def test_pacing_stands_aside_at_three_quarters_of_the_publish_window(
+    broker: Broker,
+) -> None:
+    # Mosquitto's receive maximum (20) clamps the publish window. A batch of 10 publishes
+    # leaves pacing alone (at half it cut every window short at 1,000 msg/s); 15 do not.
+    settings = broker.settings(client_id="threequarters", max_inflight=64)
+    with trio.fail_after(10):
+        async with open_mqtt_client(settings) as pub:
+            await pub.wait_connected()
+            window = pub._paho._max_inflight_messages
+            assert window == 20
+            for n, due in ((10, False), (14, False), (15, True), (20, True)):
+                pub._pending_pubs = dict.fromkeys(range(n))  # type: ignore[arg-type]
+                assert pub._acks_due() is due, n
+            pub._pending_pubs = {}
