@@ -10,9 +10,11 @@ the command to ``MqttOutbox.accept`` (also on recovery, for every row still in t
 journal). Nothing is acknowledged yet: the row stays in the journal until the broker has
 the message.
 
-- Order: one FIFO per topic, one sender task per topic with messages waiting. The sender
-  hands messages to paho in FIFO order without waiting for each PUBACK (``publish_then``;
-  the client's ``max_inflight`` bounds the window), so a topic's messages leave in order at
+- Order: one FIFO per topic. A committed message goes to paho at once from ``accept``
+  when no sender runs for its topic and paho takes it without waiting (connected, an
+  in-flight slot free); otherwise one sender task per topic with messages waiting hands
+  them to paho in FIFO order without waiting for each PUBACK (``publish_then``; the
+  client's ``max_inflight`` bounds the window), so a topic's messages leave in order at
   full speed; paho retransmits unacknowledged ones, in order, after a reconnect. While
   connected with in-flight slots free, up to ``_SEND_BURST`` messages go per scheduler
   pass (``publish_then_nowait``: no wait, no checkpoint), then the sender yields.
