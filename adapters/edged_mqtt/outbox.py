@@ -208,7 +208,7 @@ class MqttOutbox:
             is_task = body.get("confirm") is not False  # else the task already completed
         else:
             topic = command.sink.split(":", 1)[1] if ":" in command.sink else ""
-            payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+            payload = _compact_json(body).encode()
             qos, retain, user_props, expires_at, content_type = 1, False, [], None, None
             is_task = False
         validate_topic(topic)
@@ -424,4 +424,21 @@ def _encode_payload(value: Any) -> bytes:
         return value.encode("utf-8")
     if value is None:
         return b""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    return _compact_json(value).encode()
+
+
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_json_default = json.JSONEncoder().default
+
+
+def _compact_json(value: Any) -> str:
+    """``json.dumps(value, separators=(",", ":"), allow_nan=False)``: the same text and
+    the same errors, from json's C encoder without building a JSONEncoder per call
+    (its Python ``__init__``, ``encode`` and ``iterencode`` cost more than the C part
+    for a message-sized value)."""
+    if _make_encoder is None:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    encode = _make_encoder(
+        {}, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    return "".join(encode(value, 0))
