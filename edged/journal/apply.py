@@ -533,25 +533,33 @@ def split_segments(group: list[PreparedBatch]) -> list[list[PreparedBatch]]:
 
 
 def select_prune_chunk(
-    conn: sqlite3.Connection, *, cutoff_ms: int, max_count: int, chunk: int
-) -> list[Row]:
-    """Up to `chunk` finished executions due for removal: too old first, then beyond the count."""
+    conn: sqlite3.Connection, *, cutoff_ms: int, max_count: int, chunk: int, excess: int | None
+) -> tuple[list[Row], int | None]:
+    """Up to `chunk` finished executions due for removal: too old first, then beyond the count.
+
+    `excess` is how many finished executions beyond `max_count` this prune has still to
+    remove, None until it first counts them: one COUNT(*) per prune instead of one per
+    chunk (it walks every finished execution: ~1-2 ms of each 4-7 ms chunk at 50,000).
+    Executions that finish meanwhile are left to the next prune. Returns the chunk and
+    the excess left after it.
+    """
     rows = conn.execute(
         "SELECT workflow_id FROM executions WHERE ended_ms IS NOT NULL AND ended_ms < ?"
         " ORDER BY ended_ms LIMIT ?",
         (cutoff_ms, chunk),
     ).fetchall()
     if rows:
-        return [tuple(r) for r in rows]
-    finished = int(
-        conn.execute("SELECT COUNT(*) FROM executions WHERE ended_ms IS NOT NULL").fetchone()[0]
-    )
-    excess = finished - max_count
+        return [tuple(r) for r in rows], None if excess is None else max(0, excess - len(rows))
+    if excess is None:
+        finished = int(
+            conn.execute("SELECT COUNT(*) FROM executions WHERE ended_ms IS NOT NULL").fetchone()[0]
+        )
+        excess = finished - max_count
     if excess <= 0:
-        return []
+        return [], 0
     rows = conn.execute(
         "SELECT workflow_id FROM executions WHERE ended_ms IS NOT NULL"
         " ORDER BY ended_ms, workflow_id LIMIT ?",
         (min(chunk, excess),),
     ).fetchall()
-    return [tuple(r) for r in rows]
+    return [tuple(r) for r in rows], excess - len(rows)

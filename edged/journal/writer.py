@@ -121,6 +121,7 @@ class PruneRequest:
     now_ms: int
     done: Completion
     removed: int = 0
+    excess: int | None = None  # beyond the count cap, still to remove (None: not counted yet)
 
 
 @dataclass(slots=True)
@@ -337,23 +338,25 @@ class WriterThread:
         cutoff_ms = request.now_ms - self._settings.retention_max_age_ms
         chunk = self._settings.prune_chunk_executions
 
-        def work() -> int:
-            ids = select_prune_chunk(
+        def work() -> tuple[int, int | None]:
+            ids, excess = select_prune_chunk(
                 self._conn,
                 cutoff_ms=cutoff_ms,
                 max_count=self._settings.retention_max_count,
                 chunk=chunk,
+                excess=request.excess,
             )
             delete_executions(self._conn, ids)
-            return len(ids)
+            return len(ids), excess
 
         try:
-            removed: int = self._transaction(work)
+            removed, excess = self._transaction(work)
         except Exception as exc:
             self._wake([(request.done, None, _as_journal_error(exc))])
             return
         self._fault("after_commit")
         request.removed += removed
+        request.excess = excess
         with self.stats.lock:
             self.stats.executions_pruned += removed
         if removed == chunk:

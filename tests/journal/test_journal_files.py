@@ -267,6 +267,51 @@ async def test_retention_by_count_removes_the_oldest_ended_first(tmp_path: Path)
             assert left == {"done-5", "done-9", "done-7", "done-8", "paused"}
 
 
+async def test_a_count_prune_removes_the_excess_it_counted_first(tmp_path: Path) -> None:
+    # One COUNT(*) per prune, not per chunk: executions that finish while it runs are left
+    # to the next prune (the cap is a retention target, not a hard bound).
+    settings = JournalSettings(retention_max_count=10, prune_chunk_executions=5)
+    hold = threading.Event()
+    holding = threading.Event()
+
+    def before_commit() -> None:
+        if holding.is_set() and not hold.is_set():
+            hold.wait(10)  # first prune chunk: wait until more executions have finished
+
+    with trio.fail_after(20):
+        async with open_journal(
+            tmp_path / "j.db", settings=settings, fault_points={"before_commit": before_commit}
+        ) as journal:
+            merged = Batch()
+            for i in range(30):
+                merged.executions += finished(f"done-{i}", ended_ms=i + 1).executions
+            await journal.commit(merged)
+            counted: list[int] = []
+
+            async def prune() -> None:
+                counted.append(await journal.prune(now_ms=1_000))
+
+            async def more() -> None:
+                late = Batch()
+                for i in range(30, 37):
+                    late.executions += finished(f"done-{i}", ended_ms=i + 1).executions
+                await journal.commit(late)
+
+            holding.set()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(prune)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(more)  # queued behind the first chunk
+                await trio.testing.wait_all_tasks_blocked()
+                hold.set()
+            assert counted == [20]  # 30 finished, cap 10: the 7 that finished meanwhile stay
+            left = {r.workflow_id for r in await journal.find_executions(limit=100)}
+            assert left == {f"done-{i}" for i in range(20, 37)}
+            assert await journal.prune(now_ms=1_000) == 7  # the next prune counts again
+            left = {r.workflow_id for r in await journal.find_executions(limit=100)}
+            assert left == {f"done-{i}" for i in range(27, 37)}
+
+
 async def test_prune_lets_commits_through_between_chunks(tmp_path: Path) -> None:
     settings = JournalSettings(retention_max_age_ms=0, prune_chunk_executions=5)
     hold = threading.Event()
