@@ -380,7 +380,7 @@ class MqttClient:
         return 4 * len(self._pending_pubs) >= 3 * self._paho._max_inflight_messages
 
     def _publish_tracked(self) -> None:
-        """A publish now waits for its PUBACK: with half the window waiting, read at once."""
+        """A publish now waits for its PUBACK: with 3/4 of the window waiting, read at once."""
         pause = self._pause
         if pause is not None and self._acks_due():
             pause.cancel()
@@ -500,9 +500,12 @@ class MqttClient:
                     await trio.lowlevel.checkpoint()  # buffered packets left: no wait
                 else:
                     paused = False
-                    if window and burst_at + window > trio.current_time() and self._acks_due():
+                    deadline = burst_at + window
+                    if not window or deadline <= trio.current_time():
+                        pass  # no pacing, or the window has passed: read at once
+                    elif self._acks_due():
                         cut = True  # read now, for the PUBACKs: a window cut short
-                    elif window and burst_at + window > trio.current_time():
+                    else:
                         # Read pacing (see MqttSettings.read_batch_ms): not even watching
                         # the socket until a window after the last burst began means one
                         # wake-up per window under load, and none added when traffic is
@@ -511,7 +514,7 @@ class MqttClient:
                         # then stall on acks that sit unread (with Mosquitto's receive
                         # maximum of 20 that capped publishes at 20 per window), and a
                         # publish that fills 3/4 of it ends a pause under way.
-                        with trio.CancelScope(deadline=burst_at + window) as pause:
+                        with trio.CancelScope(deadline=deadline) as pause:
                             self._pause = pause  # _publish_tracked cuts it short
                             await trio.sleep_forever()
                         self._pause = None
@@ -519,7 +522,7 @@ class MqttClient:
                             self._lost.set()
                             return
                         paused = True
-                        cut = trio.current_time() < burst_at + window
+                        cut = trio.current_time() < deadline
                     # After a pause the bytes are usually there already: a poll with no
                     # wait finds them without another scheduler pass through epoll.
                     if not (paused and poller.has_data()):
