@@ -117,10 +117,14 @@ def start_broker(work: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def loadgen(port: int, rate: int, n: int, pid: int, label: str) -> dict[str, Any]:
+def loadgen(
+    port: int, rate: int, n: int, pid: int | None, label: str, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One run of the peers' load generator; `pid`: the process whose CPU it reports."""
     cmd = [sys.executable, str(LOADGEN), "--port", str(port), "--rate", str(rate), "--n", str(n)]
+    cmd += ["--label", label, *(["--watch-pid", str(pid)] if pid is not None else [])]
     out = subprocess.run(
-        [*cmd, "--label", label, "--watch-pid", str(pid), "--drain", "5"],
+        [*cmd, "--drain", "5", *extra],
         capture_output=True,
         text=True,
         timeout=n / max(rate, 1) + 120,

@@ -33,11 +33,10 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mqtt_echo import LOADGEN, ROOT, free_port, start_broker, stop
+from mqtt_echo import ROOT, free_port, loadgen, start_broker, stop
 
 
 def _wait_health(api: int, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -52,23 +51,6 @@ def _wait_health(api: int, proc: subprocess.Popen[bytes], timeout_s: float) -> N
         except OSError:
             time.sleep(0.5)
     raise RuntimeError("edged did not become healthy under valgrind")
-
-
-def _loadgen(port: int, rate: int, n: int, warmup: int) -> dict[str, Any]:
-    cmd = [sys.executable, str(LOADGEN), "--port", str(port), "--rate", str(rate)]
-    cmd += ["--n", str(n), "--warmup", str(warmup), "--drain", "20", "--label", "instructions"]
-    out = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=n / max(rate, 1) + 300,
-        check=False,
-    )
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
 
 
 def _control(pid: int, *flags: str) -> None:
@@ -110,9 +92,12 @@ def main() -> None:
     log.close()
     try:
         _wait_health(api, proc, 600)
-        _loadgen(port, args.rate, 3 * args.rate, 20)  # warm: imports, caches, the JS context
+        # the load generator's last --drain wins: valgrind makes the daemon slow to answer
+        slow = ("--drain", "20")
+        warm = ("--warmup", "20", *slow)
+        loadgen(port, args.rate, 3 * args.rate, None, "warm", warm)  # imports, caches, JS
         _control(proc.pid, "-i", "on")
-        result = _loadgen(port, args.rate, args.n, 0)
+        result = loadgen(port, args.rate, args.n, None, "instructions", ("--warmup", "0", *slow))
         _control(proc.pid, "-i", "off")
         _control(proc.pid, "-d")
         time.sleep(1)
