@@ -103,15 +103,21 @@ class _Engine:
             self.all_posted.set()
 
 
+def _outbox(settings: Any, expected: int) -> tuple[_Engine, MqttOutbox]:
+    """An outbox attached to an engine that expects `expected` posted ops."""
+    engine = _Engine(expected)
+    outbox = MqttOutbox(_Service(settings), OutboxLimits())
+    outbox.attach(engine)
+    return engine, outbox
+
+
 async def test_outbox_bursts_keep_order_past_the_burst_and_the_window(
     broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(outbox_module, "_SEND_BURST", 7)
     n = 300
     settings = broker.settings(client_id="ob-pub", max_inflight=16)
-    engine = _Engine(n)
-    outbox = MqttOutbox(_Service(settings), OutboxLimits())
-    outbox.attach(engine)
+    engine, outbox = _outbox(settings, n)
     with trio.fail_after(30):
         async with (
             open_mqtt_client(broker.settings(client_id="ob-sub")) as sub,
@@ -144,9 +150,7 @@ async def test_outbox_hands_a_committed_message_to_paho_inline_and_queues_past_t
     # sender task and still leaves in order.
     n = 12
     settings = broker.settings(client_id="inline-pub", max_inflight=4)
-    engine = _Engine(n)
-    outbox = MqttOutbox(_Service(settings), OutboxLimits())
-    outbox.attach(engine)
+    engine, outbox = _outbox(settings, n)
     with trio.fail_after(30):
         async with (
             open_mqtt_client(broker.settings(client_id="inline-sub")) as sub,
@@ -181,9 +185,7 @@ async def test_an_unexpected_error_handing_over_inline_is_left_to_the_sender(
     # accept() runs inside the engine's commit handling: a bug on the send path must not
     # escape there; the message stays queued and the sender task meets it as before.
     settings = broker.settings(client_id="inline-bug")
-    engine = _Engine(1)
-    outbox = MqttOutbox(_Service(settings), OutboxLimits())
-    outbox.attach(engine)
+    engine, outbox = _outbox(settings, 1)
     with trio.fail_after(30):
         async with open_mqtt_client(settings) as pub, trio.open_nursery() as nursery:
             nursery.start_soon(outbox.run, pub)
