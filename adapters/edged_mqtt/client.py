@@ -86,6 +86,10 @@ _OK = MQTTErrorCode.MQTT_ERR_SUCCESS
 _MISC_INTERVAL_S = 1.0
 _READS_PER_WAKEUP = 256  # then yield to the scheduler so a flood cannot starve other tasks
 _FULL_BURST = 4  # messages in one paced burst that double the next read window
+# Pacing pays only when a window would gather at least this many messages: sparser traffic
+# is read at once (at 200 msg/s a 5 ms window held every message ~4 ms and merged almost
+# none: p50 7-8 ms against 4 ms unpaced, the same CPU per message).
+_DENSE = 2
 
 
 class _ConnectionLost(Exception):
@@ -491,13 +495,14 @@ class MqttClient:
         reader = self._reader
         reader.reset()
         base = self.settings.read_batch_ms / 1000.0
-        window = base
-        burst_at = -window
+        window = 0.0  # no pacing until traffic is dense enough to gather in a window
+        burst_at = since = -1.0
         try:
             while True:
                 cut = False
                 if reader.buffered():
                     await trio.lowlevel.checkpoint()  # buffered packets left: no wait
+                    cut = True  # the same burst, read on: the window stays as it was
                 else:
                     paused = False
                     deadline = burst_at + window
@@ -527,7 +532,7 @@ class MqttClient:
                     # wait finds them without another scheduler pass through epoll.
                     if not (paused and poller.has_data()):
                         await trio.lowlevel.wait_readable(sock)
-                    burst_at = trio.current_time()
+                    since, burst_at = burst_at, trio.current_time()
                     self._read_wakeups += 1
                 received = self._received
                 for _ in range(_READS_PER_WAKEUP):
@@ -536,12 +541,18 @@ class MqttClient:
                         return
                     if not reader.buffered() and not poller.has_data():
                         break
-                # A full burst means traffic is well above one message per window: the
-                # next window doubles (bigger batches, fewer commits, for at most one more
-                # base window of latency); a thin burst brings it back to the base, unless
-                # the window was cut short for PUBACKs (then it says nothing of the rate).
+                # The next window, from this burst's messages over the time since the one
+                # before began: traffic sparser than _DENSE messages per base window is read
+                # at once (a window would only hold it); denser traffic waits out a base
+                # window; a full burst, well above that, doubles it (bigger batches, fewer
+                # commits, for at most one more base window of latency). A window cut short
+                # for PUBACKs, or a burst read on, says nothing of the rate: it stays.
                 if not cut:
-                    window = base * 2 if self._received - received >= _FULL_BURST else base
+                    burst = self._received - received
+                    if burst * base < _DENSE * (burst_at - since):
+                        window = 0.0
+                    else:
+                        window = base * 2 if burst >= _FULL_BURST else base
         except (trio.ClosedResourceError, OSError):
             self._lost.set()
 

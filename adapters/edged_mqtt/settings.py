@@ -69,9 +69,10 @@ class MqttSettings:
     max_payload_bytes: int = 256 * 1024
     # Under load, read the socket at most once per this many ms: messages arriving meanwhile
     # wait in the socket buffer and are handled as one burst (one wake-up, one journal
-    # batch) instead of one by one.  A message arriving after a quiet spell of at least
-    # this long is read at once, so it only delays traffic faster than 1000/read_batch_ms
-    # messages/s, by at most this long.  0 reads every packet as soon as it arrives.
+    # batch) instead of one by one.  Only while traffic is dense (two or more messages per
+    # window): sparser traffic, and a message after a quiet spell, is read at once, so this
+    # only delays traffic faster than 2000/read_batch_ms messages/s, by at most twice this
+    # long (a window doubles under heavy traffic).  0 reads every packet as it arrives.
     read_batch_ms: float = 5.0
     # When True the application acknowledges QoS 1 messages itself (client.ack) after its own
     # durable commit; when False paho sends PUBACK as soon as the message is read.

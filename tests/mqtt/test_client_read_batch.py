@@ -13,9 +13,10 @@ from edged_mqtt.options import parse_options
 from tests.mqtt.conftest import Broker
 
 
-async def _burst_after_one(broker: Broker, read_batch_ms: float, n: int) -> tuple[list[int], int]:
-    """Subscriber paced at `read_batch_ms`: one message, then `n` more right after it
-    arrived. Returns the payloads received and the reader's wake-ups meanwhile."""
+async def _burst_after_two(broker: Broker, read_batch_ms: float, n: int) -> tuple[list[int], int]:
+    """Subscriber paced at `read_batch_ms`: after a quiet spell one message, a second right
+    after it (dense traffic: pacing starts), then `n` more. Returns the payloads received and
+    the reader's wake-ups meanwhile."""
     # Manual acks: the client then announces a Receive Maximum of max_buffered_messages, so
     # the broker sends the whole burst at once (its default in-flight window for a client
     # that announces none is 20 messages, which a paced reader drains 20 per window).
@@ -29,11 +30,13 @@ async def _burst_after_one(broker: Broker, read_batch_ms: float, n: int) -> tupl
         await sub.subscribe("rb/#", 1)
         await trio.sleep(read_batch_ms / 1000 + 0.05)  # a quiet spell: the next read is at once
         before = sub.statistics().read_wakeups
-        await pub.publish("rb/x", b"0", 1)
-        first = await sub.receive()
-        sub.ack(first)
-        got = [int(first.payload)]
-        for i in range(1, n + 1):
+        got = []
+        for i in range(2):
+            await pub.publish("rb/x", str(i).encode(), 1)
+            message = await sub.receive()
+            sub.ack(message)
+            got.append(int(message.payload))
+        for i in range(2, n + 2):
             await pub.publish_then("rb/x", str(i).encode(), 1, False, None, lambda e: None)
         for _ in range(n):
             message = await sub.receive()
@@ -45,12 +48,33 @@ async def _burst_after_one(broker: Broker, read_batch_ms: float, n: int) -> tupl
 async def test_a_burst_inside_the_window_is_read_in_one_wakeup(broker: Broker) -> None:
     # A long window so that the test's own publishing always fits inside it.
     with trio.fail_after(20):
-        got, wakeups = await _burst_after_one(broker, 1000, 50)
-    assert got == list(range(51))
-    # The first message woke the reader at once; the next 50 arrived while it slept
-    # out the window and came in on one more wake-up (PUBACKs of the publisher's own
-    # messages go to the publisher, not here).
-    assert wakeups == 2
+        got, wakeups = await _burst_after_two(broker, 1000, 50)
+    assert got == list(range(52))
+    # The first message woke the reader at once, and so did the second (traffic was
+    # sparse until then); two within a window are dense traffic, so the next 50 arrived
+    # while the reader slept out the window and came in on one more wake-up (PUBACKs of
+    # the publisher's own messages go to the publisher, not here).
+    assert wakeups == 3
+
+
+async def test_sparse_traffic_is_read_at_once(broker: Broker) -> None:
+    # A 1 s window and one message every 0.6 s: more often than the window, but fewer
+    # than two per window. Each is read at once, not held to the window's end (0.4 s).
+    settings = broker.settings(client_id="sparse-sub", read_batch_ms=1000, manual_ack=True)
+    with trio.fail_after(20):
+        async with (
+            open_mqtt_client(settings) as sub,
+            open_mqtt_client(broker.settings(client_id="sparse-pub")) as pub,
+        ):
+            await sub.subscribe("s/#", 1)
+            await trio.sleep(1.1)
+            for i in range(6):
+                await pub.publish("s/x", str(i).encode(), 1)
+                with trio.fail_after(0.3):
+                    message = await sub.receive()
+                sub.ack(message)
+                assert message.payload == str(i).encode()
+                await trio.sleep(0.6)
 
 
 async def test_a_message_after_a_quiet_spell_is_not_held_for_the_window(broker: Broker) -> None:
@@ -76,12 +100,17 @@ def test_read_batch_ms_is_checked() -> None:
 
 
 async def test_pacing_stops_while_the_publish_window_waits_for_acks(broker: Broker) -> None:
-    # A 1 s window and a publish window of 4: paced PUBACK reads would let one window of
-    # publishes through per second (16 publishes: ~3 s); unpaced they take milliseconds.
+    # A 1 s window and a publish window of 4, and the client reads its own messages (dense
+    # traffic: paced): paced PUBACK reads would let one window of publishes through per
+    # second (16 publishes: ~3 s); unpaced they take milliseconds.
     settings = broker.settings(client_id="paced-pub", read_batch_ms=1000, max_inflight=4)
     with trio.fail_after(10):
         async with open_mqtt_client(settings) as pub:
-            await trio.sleep(1.1)  # past the window opened by the CONNACK
+            await pub.subscribe("w/#", 1)
+            await trio.sleep(1.1)  # past the window opened by the SUBACK
+            for i in range(2):  # two messages in quick succession: pacing starts
+                await pub.publish("w/x", str(i).encode(), 1)
+                await pub.receive()
             acked = trio.Semaphore(0)
             with trio.fail_after(1.5):
                 for i in range(16):
@@ -90,14 +119,13 @@ async def test_pacing_stops_while_the_publish_window_waits_for_acks(broker: Brok
                     )
                 for _ in range(16):
                     await acked.acquire()
-            assert pub.statistics().published == 16
+            assert pub.statistics().published == 18
 
 
-async def test_a_full_burst_doubles_the_next_window_and_a_thin_one_restores_it(
-    broker: Broker,
-) -> None:
-    # Base window 0.5 s. After a burst of 10 messages (>= 4: traffic well above one per
-    # window) the next window is 1 s; after a burst of one it is 0.5 s again.
+async def test_the_window_follows_the_traffic(broker: Broker) -> None:
+    # Base window 0.5 s. Traffic sparser than two messages per window is read at once;
+    # denser traffic waits out the base window; a burst of >= 4 (well above that) doubles
+    # the next window to 1 s. Generous margins for a slow CI.
     settings = broker.settings(client_id="grow-sub", read_batch_ms=500, manual_ack=True)
     with trio.fail_after(20):
         async with (
@@ -116,12 +144,13 @@ async def test_a_full_burst_doubles_the_next_window_and_a_thin_one_restores_it(
                     sub.ack(await sub.receive())
                 return trio.current_time() - start
 
-            await held(1)  # read at once; its window (0.5 s) starts now
-            await held(10)  # arrives inside it: one burst of 10 at the window's end
-            # the window after a full burst is 1 s from that burst
-            assert await held(1) >= 0.8
-            # ... and after that burst of one, 0.5 s again (generous margin for a slow CI)
-            assert await held(1) < 0.9
+            assert await held(1) < 0.3  # after a quiet spell: read at once
+            assert await held(1) < 0.3  # and right after it: two at once is dense traffic
+            assert await held(10) >= 0.35  # held to the base window's end: a full burst
+            assert await held(1) >= 0.8  # the window after a full burst is 1 s ...
+            assert await held(1) < 0.3  # ... and one message in it is sparse: read at once
+            assert await held(3) >= 0.35  # dense again: the base window; 3 is not full ...
+            assert 0.35 <= await held(1) < 0.9  # ... so the next window is the base one
 
 
 async def test_pacing_stands_aside_at_three_quarters_of_the_publish_window(
