@@ -179,6 +179,29 @@ def run_edged(
     raise RuntimeError((work / "edged.log").read_text()[-2000:])
 
 
+def python_work_us() -> float:
+    """CPU µs for a fixed piece of Python work on a hot core (benchmarks/wake_penalty.py's):
+    how fast this machine runs Python today, to compare runs across machines (~30 on the
+    VM of 2026-11-27, 80-120 on the one of 2026-11-28, the same code's CPU per message
+    1.9-2.2x higher there)."""
+    from wake_penalty import measure as measure_work
+
+    measure_work(0, 50)  # warm up
+    return round(sorted(measure_work(0, 100) for _ in range(3))[1], 1)
+
+
+def cpu_ratios(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Each system's CPU per message over the paho floor's at the same rate, same run."""
+    by_label = {r["label"]: r for r in results if "label" in r and r.get("cpu_us_per_msg")}
+    ratios: dict[str, float] = {}
+    for label, res in by_label.items():
+        system, _, phase = label.partition("-")
+        floor = by_label.get(f"floor-{phase}")
+        if system != "floor" and floor is not None:
+            ratios[label] = round(res["cpu_us_per_msg"] / floor["cpu_us_per_msg"], 2)
+    return ratios
+
+
 def measure(system: str, work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     broker, port = start_broker(work)
     results: list[dict[str, Any]] = []
@@ -237,13 +260,18 @@ def main() -> None:
                 "machine": f"{platform.machine()} {os.cpu_count()} cores (shared)",
                 "loadavg_at_start": os.getloadavg(),
                 "broker": "mosquitto, loopback, set_tcp_nodelay true, no persistence",
+                "python_work_us": python_work_us(),
             }
         ),
         flush=True,
     )
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mqtt-echo-") as tmp:
         for system in args.systems.split(","):
-            measure(system, Path(tmp), args)
+            results += measure(system, Path(tmp), args)
+    ratios = cpu_ratios(results)
+    if ratios:
+        print(json.dumps({"cpu_per_msg_ratio_to_floor": ratios}), flush=True)
     if args.nodered:
         rates = [str(r) for r in args.rates]
         subprocess.run(["bash", str(PEERS / "nodered" / "run.sh"), *rates], check=False)
