@@ -64,6 +64,13 @@ c.loop_forever()
 """
 
 
+def tree_env(**extra: str) -> dict[str, str]:
+    """The environment for a daemon of THIS checkout: the venv's path file names the checkout
+    it was made in, so a benchmark run from a git worktree would measure that one instead."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "adapters")])
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -163,7 +170,7 @@ def run_edged(
         config.write_text(json.dumps({"mqtt": {"read_batch_ms": read_batch_ms}}))
         args += ["--config", str(config)]
     log = open(work / "edged.log", "wb")  # noqa: SIM115 (the child owns it)
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=tree_env())
     log.close()
     deadline = time.monotonic() + 30
     import urllib.request

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mqtt_echo import ROOT, free_port, loadgen, start_broker, stop
+from mqtt_echo import ROOT, free_port, loadgen, start_broker, stop, tree_env
 
 
 def _wait_health(api: int, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -81,7 +80,7 @@ def main() -> None:
     config = work / "config.json"
     config.write_text(json.dumps({"mqtt": {"read_batch_ms": args.read_batch_ms}}))
     out = work / "cg.out"
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    env = tree_env(PYTHONHASHSEED="0")
     cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no"]
     cmd += [f"--callgrind-out-file={out}", sys.executable, "-m", "edged.cli", "run"]
     cmd += ["--defs", args.defs, "--mqtt", f"mqtt://127.0.0.1:{port}"]
