@@ -30,7 +30,6 @@ Guarantees the property tests check:
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -63,6 +62,11 @@ from edged.core.navigate import DefinitionIndex, index_of
 from edged.core.policies import effective_taskdef, max_retries, retry_delay_s, seconds
 from edged.core.views import ExpressionContext, workflow_json
 
+try:  # CPython's own SHA-1: no OpenSSL context to set up per hash (~1.6k instructions a task id)
+    from _sha1 import sha1 as _sha1
+except ImportError:  # an interpreter built without it
+    from hashlib import sha1 as _sha1
+
 _NS = uuid.UUID("6f1c4d2e-5b7a-4c3e-9a8d-0e2f4b6c8a1d")
 MAX_LOG_LINES = 200
 
@@ -86,6 +90,19 @@ def _time_prefix(part: str) -> bytes | None:
         except ValueError:
             return None
     return None
+
+
+_LOWER_HEX = frozenset("0123456789abcdef")
+
+
+def _time_head(part: str) -> str | None:
+    """`tttttttt-tttt-8`, how the ids derived from `part` start, if it is time-ordered."""
+    if len(part) != 36 or part[14] not in "78" or part[8] != "-" or part[13] != "-":
+        return None
+    if _LOWER_HEX.issuperset(part[:8]) and _LOWER_HEX.issuperset(part[9:13]):
+        return part[:13] + "-8"  # as the bytes below spell it, ~2.5k instructions sooner
+    prefix = _time_prefix(part)
+    return None if prefix is None else f"{prefix[:4].hex()}-{prefix[4:].hex()}-8"
 
 
 def _id_bits(first: str) -> tuple[int, int]:
@@ -112,7 +129,7 @@ def derive_id(*parts: str) -> str:
     (see edged/ids.py). Ids of executions with other ids are exactly as before.
     """
     mask, bits = _id_bits(parts[0]) if parts else (_CLEAR, _V5)
-    digest = hashlib.sha1(_NS_BYTES + "/".join(parts).encode()).digest()
+    digest = _sha1(_NS_BYTES + "/".join(parts).encode()).digest()
     return _id_text(int.from_bytes(digest[:16], "big") & mask | bits)
 
 
@@ -128,10 +145,9 @@ class _TaskIds:
     __slots__ = ("head", "seed")
 
     def __init__(self, workflow_id: str) -> None:
-        self.seed = hashlib.sha1(_NS_BYTES + workflow_id.encode() + b"/")
-        prefix = _time_prefix(workflow_id)
+        self.seed = _sha1(_NS_BYTES + workflow_id.encode() + b"/")
         # the creation time and version digit of an id derived from a time-ordered one
-        self.head = None if prefix is None else f"{prefix[:4].hex()}-{prefix[4:].hex()}-8"
+        self.head = _time_head(workflow_id)
 
     def of(self, seq: int) -> str:
         h = self.seed.copy()

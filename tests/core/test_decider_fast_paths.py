@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from edged.core.decider import ROOT_SCOPE, Decider, Scope, Transition
+from edged.core.decider import ROOT_SCOPE, Decider, Scope, Transition, _TaskIds, derive_id
 from edged.core.inbound import _STATUS_OF
 from edged.core.model import Task, TaskStatus, Workflow, WorkflowStatus
 from edged.core.policies import effective_taskdef, seconds
@@ -91,3 +91,22 @@ def test_the_shared_root_scope() -> None:
     assert tr.scope_of(task) is ROOT_SCOPE
     task.loop_id, task.iteration = "l", 3
     assert tr.scope_of(task) == Scope("l", 3, None)
+
+
+@pytest.mark.parametrize(
+    "workflow_id",
+    [
+        "0190c7a2-1234-7abc-8def-0123456789ab",  # version 7, as edged makes them
+        "0190C7A2-12AB-7ABC-8DEF-0123456789AB",  # upper case: spelled in lower case
+        "0190c7a2-1234-8abc-8def-0123456789ab",  # derived from a version 7 id
+        "12 34 56-78 9-7abc-8def-0123456789ab",  # fromhex skips spaces: the slow path
+        "0190c7a2-12g4-7abc-8def-0123456789ab",  # not hex
+        "6f1c4d2e-5b7a-4c3e-9a8d-0e2f4b6c8a1d",  # version 4
+        "wf-1",
+        "",
+    ],
+)
+def test_task_ids_equal_derive_id(workflow_id: str) -> None:
+    ids = _TaskIds(workflow_id)
+    for seq in (1, 2, 10, 12345):
+        assert ids.of(seq) == derive_id(workflow_id, str(seq))
