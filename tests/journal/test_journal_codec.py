@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edged.journal.codec import EXT_BIG_INT, PayloadNotJSON, decode, decode_many, encode
+from edged.journal.codec import (
+    EXT_BIG_INT,
+    PayloadNotJSON,
+    decode,
+    decode_many,
+    encode,
+    encode_many,
+)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -120,3 +127,25 @@ def test_as_deep_as_json_allows() -> None:
 def test_non_json_values_are_refused(bad: Any) -> None:
     with pytest.raises(PayloadNotJSON):
         encode(bad)
+
+
+def _deep(depth: int) -> Any:
+    value: Any = "leaf"
+    for i in range(depth):
+        value = [value, i] if i % 2 else {"k": value}
+    return value
+
+
+@given(st.lists(json_values, max_size=6), st.sampled_from([None, 0, 600, 1500]))
+@settings(max_examples=150)
+def test_encode_many_gives_what_encode_gives(values: list[Any], deep_at: int | None) -> None:
+    """The one-call fast path: the same bytes, lone surrogates, big ints and depth included."""
+    if deep_at is not None:  # a value msgpack cannot nest (packer or unpacker) joins the list
+        values = [*values, _deep(deep_at)]
+    assert encode_many(values) == [encode(v) for v in values]
+
+
+def test_encode_many_refuses_what_encode_refuses() -> None:
+    with pytest.raises(PayloadNotJSON):
+        encode_many([{"a": 1}, {1, 2}])
+    assert encode_many([{"a": 1}]) == [encode({"a": 1})]  # the packer is clean after the error
