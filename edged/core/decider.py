@@ -353,10 +353,18 @@ class Transition:
         if ids is None:
             ids = self._task_ids = _TaskIds(wf.workflow_id)
         task_id = ids.of(seq)  # self.task_id(seq), without the call
-        base_ref = str(wt.get("taskReferenceName", ""))
+        facts = self.index.facts.get(id(wt))
+        if facts is not None:  # a node of the pinned definition, read once (~2k instructions)
+            base_ref, kind, name, params, pinned = facts
+            kind = task_type or kind
+            name = def_name or name
+        else:
+            base_ref = str(wt.get("taskReferenceName", ""))
+            kind = task_type or str(wt.get("type") or "SIMPLE")
+            name = def_name or str(wt.get("name") or base_ref)
+            params = wt.get("inputParameters") or {}
+            pinned = False  # not a node of the definition
         ref = with_iteration(base_ref, scope.iteration) if scope.iteration else base_ref
-        kind = task_type or str(wt.get("type") or "SIMPLE")
-        name = def_name or str(wt.get("name") or base_ref)
         taskdef: dict[str, Any] | None = None
         if kind not in OPERATOR_TYPES or kind == "SUB_WORKFLOW":
             inline = wt.get("taskDefinition")
@@ -365,14 +373,12 @@ class Transition:
                 taskdef = None
             else:
                 taskdef = self.decider.effective_taskdef(name, registered)
-        params = wt.get("inputParameters") or {}
         if taskdef and isinstance(taskdef.get("inputTemplate"), dict) and taskdef["inputTemplate"]:
             params = {**taskdef["inputTemplate"], **(params if isinstance(params, dict) else {})}
+            pinned = False
         task_input: dict[str, Any] = {}
         if resolve_input and isinstance(params, dict) and params:
-            # the pinned definition's own parameters (never changed in place)?
-            pinned = params is wt.get("inputParameters") and self.index.nodes.get(base_ref) is wt
-            if pinned:
+            if pinned:  # the pinned definition's own parameters (never changed in place)
                 task_input = resolve_params(
                     params, ExpressionContext(wf), task_id=task_id, env=self.decider.env
                 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 SlotKind = Literal["root", "case", "branch", "loop"]
 
@@ -28,13 +28,25 @@ class Slot:
     next: dict[str, Any] | None = None  # items[index + 1] when a node (definitions never change)
 
 
+class NodeFacts(NamedTuple):
+    """What scheduling reads from one WorkflowTask node, read once per pinned definition."""
+
+    base_ref: str  # taskReferenceName
+    kind: str  # type ("SIMPLE" when absent)
+    name: str  # name (the ref when absent)
+    params: Any  # inputParameters as written ({} when absent)
+    pinned: bool  # `nodes` holds this node for its ref: its own parameters are never changed
+
+
 class DefinitionIndex:
-    __slots__ = ("definition", "name", "nodes", "slots", "timeout_s", "version")
+    __slots__ = ("definition", "facts", "name", "nodes", "slots", "timeout_s", "version")
 
     def __init__(self, definition: dict[str, Any]) -> None:
         self.definition = definition
         self.slots: dict[str, Slot] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
+        # by id(node): the index holds the definition, so no other object takes a node's id
+        self.facts: dict[int, NodeFacts] = {}
         # Workflow.name / Workflow.version and the workflow's timeoutSeconds (0: none),
         # read at every start and end
         name = definition.get("name", "")
@@ -58,7 +70,14 @@ class DefinitionIndex:
                 after = items[index + 1] if index + 1 < len(items) else None
                 nxt = after if isinstance(after, dict) else None
                 self.slots.setdefault(ref, Slot(kind, owner, items, index, nxt))
-                self.nodes.setdefault(ref, node)
+                first = self.nodes.setdefault(ref, node)
+                self.facts[id(node)] = NodeFacts(
+                    ref,
+                    str(node.get("type") or "SIMPLE"),
+                    str(node.get("name") or ref),
+                    node.get("inputParameters") or {},
+                    first is node,
+                )
             kind_of = node.get("type", "SIMPLE")
             if kind_of in ("SWITCH", "DECISION"):
                 cases = node.get("decisionCases") or {}

@@ -53,7 +53,12 @@ def schedule(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
         # a TERMINATE in an earlier fork branch (or loop body) ended the
         # execution while this walk was under way: nothing more may start
         return
-    base_ref = str(wt.get("taskReferenceName", ""))
+    facts = tr.index.facts.get(id(wt))  # a node of the pinned definition, read once
+    if facts is not None:
+        base_ref, kind = facts.base_ref, facts.kind
+    else:
+        base_ref = str(wt.get("taskReferenceName", ""))
+        kind = str(wt.get("type") or "SIMPLE")
     ref = with_iteration(base_ref, scope.iteration) if scope.iteration else base_ref
     existing = wf.latest_by_ref(ref)
     if existing is not None and existing.status is TaskStatus.SKIPPED and not existing.end_ms:
@@ -61,9 +66,7 @@ def schedule(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
         tr.set_status(existing, TaskStatus.SKIPPED, existing.reason)
         tr.queue.append(existing.task_id)
         return
-    kind = wt.get("type") or "SIMPLE"
-    handler = _SCHEDULERS.get(kind if type(kind) is str else str(kind), basic.schedule_work)
-    handler(tr, wt, scope)
+    _SCHEDULERS.get(kind, basic.schedule_work)(tr, wt, scope)
 
 
 # ----------------------------------------------------------------- operators

@@ -182,6 +182,23 @@ class ExpressionContext(Mapping[str, Any]):
         self._cache[key] = value
         return value
 
+    def get_in(self, root: str, key: str, default: Any = None) -> Any:
+        """`self.get(root)` and then `.get(key)` of that view in one call (`default` if
+        either is absent), without building the workflow's view: parameters mostly read
+        `${workflow.input...}` or `${ref.output...}` (see `resolve_params`)."""
+        if root == "workflow":
+            readers, task = _WORKFLOW_READERS, None
+        else:
+            view = self.get(root, _MISSING)
+            if view is _MISSING:
+                return default
+            readers, task = view._readers, view._task
+        found = readers.get(key)
+        if found is None:
+            return default
+        read, of_task = found
+        return read(task if of_task else self._wf)
+
     def _find(self, key: str) -> Task | None:
         for task in reversed(self._wf.tasks):
             if task.ref == key or (task.iteration and task.base_ref == key):

@@ -11,6 +11,8 @@ from edged.core.inbound import _STATUS_OF
 from edged.core.model import Task, TaskStatus, Workflow, WorkflowStatus
 from edged.core.policies import effective_taskdef, seconds
 from edged.core.views import ExpressionContext, task_view, workflow_view
+from edged.expr import resolve
+from edged.expr.params import resolve_params
 
 
 @pytest.mark.parametrize(
@@ -110,3 +112,73 @@ def test_task_ids_equal_derive_id(workflow_id: str) -> None:
     ids = _TaskIds(workflow_id)
     for seq in (1, 2, 10, 12345):
         assert ids.of(seq) == derive_id(workflow_id, str(seq))
+
+
+_NO = object()
+
+
+@pytest.mark.parametrize("root", ["workflow", "a", "b", "b__2", "nope"])
+def test_get_in_reads_as_get_then_get(root: str) -> None:
+    wf = _workflow()
+    keys = [*workflow_view(wf), *task_view(wf, wf.tasks[0]), "nope"]
+    for fetched_first in (False, True):
+        ctx = ExpressionContext(wf)
+        if fetched_first:
+            ctx.get(root)
+        for key in keys:
+            view = ExpressionContext(wf).get(root, _NO)
+            expected = _NO if view is _NO else view.get(key, _NO)
+            assert ctx.get_in(root, key, _NO) == expected, (root, key)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        {"m": "${workflow.input}", "n": "${workflow.input.n}", "lit": "x", "k": 1},
+        {"seq": "${a.output.seq}", "out": "${b.output}", "it": "${b.iteration}"},
+        {"x": "${nope.output.x}", "y": "${workflow.nope.x}", "z": "${workflow.input.n.deeper}"},
+        {"wf": "${workflow}", "home": "${HOME}", "home_x": "${HOME.x}", "id": "${CPEWF_TASK_ID}"},
+        {"status": "${a.status}", "type": "${workflow.workflowType}", "text": "n=${a.output.seq}"},
+    ],
+)
+def test_resolve_params_reads_a_context_as_any_mapping(template: dict[str, Any]) -> None:
+    wf = _workflow()
+    env = {"HOME": "/home/edged"}
+    plain = {
+        "workflow": workflow_view(wf),
+        "a": task_view(wf, wf.tasks[2]),
+        "b": task_view(wf, wf.tasks[1]),
+    }
+    got = resolve_params(template, ExpressionContext(wf), task_id="t9", env=env)
+    assert got == resolve_params(template, plain, task_id="t9", env=env)
+    assert got == resolve(template, ExpressionContext(wf), task_id="t9", env=env)
+    assert list(got) == list(template)
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"taskReferenceName": "t", "name": "t", "type": "INLINE", "inputParameters": {"v": 1}},
+        {"taskReferenceName": "t", "inputParameters": {"n": "${workflow.input.n}"}},  # SIMPLE
+        {"taskReferenceName": "t", "name": 7, "type": "WAIT"},  # a name that is no string
+        {"taskReferenceName": "t", "type": "SIMPLE", "inputParameters": {}},
+        {
+            "taskReferenceName": "t",
+            "name": "work",
+            "taskDefinition": {"name": "work", "inputTemplate": {"d": 1, "v": 0}},
+            "inputParameters": {"v": "${workflow.input.n}"},
+        },
+    ],
+)
+def test_a_definition_node_makes_the_task_a_copy_of_it_makes(node: dict[str, Any]) -> None:
+    wf = _workflow()
+    wf.definition = {"name": "d", "tasks": [node]}
+    tr = Transition(Decider(), wf, 5)
+    assert id(node) in tr.index.facts  # read once, with the index
+    pinned = tr.new_task(node, ROOT_SCOPE)
+    for kw in ({}, {"task_type": "SIMPLE", "def_name": "other"}):
+        via_index = tr.new_task(node, Scope("l", 2, None), **kw)
+        copied = tr.new_task(dict(node), Scope("l", 2, None), **kw)
+        for field in ("ref", "task_type", "def_name", "input", "taskdef", "iteration"):
+            assert getattr(via_index, field) == getattr(copied, field), field
+    assert (pinned.ref, pinned.iteration) == ("t", 0)
