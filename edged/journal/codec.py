@@ -86,13 +86,33 @@ class _Nested:
         self.ext: msgpack.ExtType | None = None
 
 
-def _default(obj: object) -> msgpack.ExtType:
-    if isinstance(obj, int) and not isinstance(obj, bool):
-        # Only reached on overflow: msgpack handles the 64-bit range itself.
-        size = (obj.bit_length() + 8) // 8
-        return msgpack.ExtType(EXT_BIG_INT, obj.to_bytes(size, "big", signed=True))
+def _default(obj: object) -> Any:
+    """What the packers (``strict_types``, see `_Packers`) do not take as it is.
+
+    Exact JSON types never come here, but for ints past 64 bits; subclasses and
+    tuples are handed back as the base type's value, which msgpack then packs to the
+    bytes it wrote for them without ``strict_types`` (the codec tests check this).
+    """
     if isinstance(obj, _Nested) and obj.ext is not None:
         return obj.ext
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        value = int.__index__(obj)  # the value of an int subclass (an IntEnum member, say)
+        if -(2**63) <= value < 2**64:
+            return value
+        size = (value.bit_length() + 8) // 8
+        return msgpack.ExtType(EXT_BIG_INT, value.to_bytes(size, "big", signed=True))
+    if isinstance(obj, float):
+        return float.__float__(obj)
+    if isinstance(obj, bytes | bytearray):
+        return memoryview(obj)  # packed as bin, the same bytes
+    if isinstance(obj, str):
+        return str.__str__(obj)
+    if isinstance(obj, dict):
+        return dict(obj.items())
+    if isinstance(obj, msgpack.ExtType):
+        return msgpack.ExtType(obj.code, obj.data)
+    if isinstance(obj, list | tuple):
+        return list(obj)
     raise PayloadNotJSON(f"not a JSON value: {type(obj).__name__}")
 
 
@@ -130,12 +150,19 @@ def _ext_hook(code: int, data: bytes) -> Any:
 # Python's codec machinery (~35% slower overall); only a lone surrogate needs
 # that, so the strict packer goes first and the lenient one retries its
 # failures.  Both write identical UTF-8 for every other string.
+#
+# ``strict_types``: the packer tests each value for the exact types only, where it
+# otherwise asks "a subclass of float? of bytearray?" (a walk of the type's MRO) before
+# it gets to str, dict or list: a small history body packs in 2.4k instructions instead
+# of 4.3k.  Subclasses and tuples, which it then leaves to `_default`, come out as before.
 class _Packers(threading.local):
     """Each thread's pair, made on its first use (`threading.local` runs __init__ per thread)."""
 
     def __init__(self) -> None:
-        self.strict = msgpack.Packer(default=_default)
-        self.lenient = msgpack.Packer(default=_default, unicode_errors="surrogatepass")
+        self.strict = msgpack.Packer(default=_default, strict_types=True)
+        self.lenient = msgpack.Packer(
+            default=_default, unicode_errors="surrogatepass", strict_types=True
+        )
 
 
 _packers = _Packers()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
+from collections import OrderedDict, namedtuple
 from typing import Any
 
 import msgpack
@@ -19,6 +21,7 @@ from edged.journal.codec import (
     encode,
     encode_many,
 )
+from edged.journal.codec import _pack as codec_pack
 
 
 def same(a: Any, b: Any) -> bool:
@@ -149,3 +152,100 @@ def test_encode_many_refuses_what_encode_refuses() -> None:
     with pytest.raises(PayloadNotJSON):
         encode_many([{"a": 1}, {1, 2}])
     assert encode_many([{"a": 1}]) == [encode({"a": 1})]  # the packer is clean after the error
+
+
+# What the packers wrote before they checked exact types only (``strict_types``): every
+# subclass and tuple they took must still come out byte for byte the same.
+def _old_default(obj: object) -> msgpack.ExtType:
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        size = (obj.bit_length() + 8) // 8
+        return msgpack.ExtType(EXT_BIG_INT, obj.to_bytes(size, "big", signed=True))
+    raise TypeError(type(obj).__name__)
+
+
+_OLD_STRICT = msgpack.Packer(default=_old_default)
+_OLD_LENIENT = msgpack.Packer(default=_old_default, unicode_errors="surrogatepass")
+
+
+def _old_pack(value: Any) -> bytes:
+    try:
+        blob: bytes = _OLD_STRICT.pack(value)
+    except UnicodeEncodeError:
+        blob = _OLD_LENIENT.pack(value)
+    return blob
+
+
+class _Int(int):
+    pass
+
+
+class _Color(enum.IntEnum):
+    RED = 1
+    HUGE = 2**70
+
+
+class _Status(enum.StrEnum):
+    DONE = "DONE"
+
+
+class _Str(str):
+    pass
+
+
+class _Float(float):
+    pass
+
+
+class _Bytes(bytes):
+    pass
+
+
+class _List(list):  # type: ignore[type-arg]
+    pass
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    pass
+
+
+_Pair = namedtuple("_Pair", "a b")
+
+
+def _ordered(items: dict[str, Any]) -> OrderedDict[str, Any]:
+    od = OrderedDict(items)
+    if od:
+        od.move_to_end(next(iter(od)))  # its own order, no longer the dict's
+    return od
+
+
+odd_scalars = (
+    scalars
+    | st.integers().map(_Int)
+    | st.sampled_from([_Color.RED, _Color.HUGE, _Status.DONE])
+    | texts.map(_Str)
+    | st.floats(allow_nan=True).map(_Float)
+    | st.binary(max_size=8)
+    | st.binary(max_size=8).map(bytearray)
+    | st.binary(max_size=8).map(_Bytes)
+    | st.binary(max_size=8).map(memoryview)
+    | st.tuples(st.integers(0, 127), st.binary(max_size=4)).map(lambda t: msgpack.ExtType(*t))
+)
+odd_values = st.recursive(
+    odd_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.lists(inner, max_size=4).map(_List)
+        | st.tuples(inner, inner).map(lambda t: _Pair(*t))
+        | st.dictionaries(texts, inner, max_size=4)
+        | st.dictionaries(texts, inner, max_size=4).map(_Dict)
+        | st.dictionaries(texts, inner, max_size=4).map(_ordered)
+    ),
+    max_leaves=30,
+)
+
+
+@given(odd_values)
+@settings(max_examples=300)
+def test_exact_type_packing_writes_the_old_bytes(value: Any) -> None:
+    assert codec_pack(value) == _old_pack(value)
