@@ -243,9 +243,12 @@ def _copy(value: Any) -> Any:
         return value
     if kind is dict or isinstance(value, dict):
         out = dict(value)  # then the containers in it, copied in place (no size change)
-        for key, item in out.items():
-            if type(item) not in _ATOMS:
-                out[key] = _copy(item)
+        for item in out.values():
+            if type(item) not in _ATOMS:  # (a flat dict, most messages, skips this: ~1k)
+                for key, item in out.items():
+                    if type(item) not in _ATOMS:
+                        out[key] = _copy(item)
+                break
         return out
     if kind is list or isinstance(value, (list, tuple)):
         return [item if type(item) in _ATOMS else _copy(item) for item in value]

@@ -376,6 +376,7 @@ class Engine:
         created: list[Workflow] = []
         timers: dict[str, TimerRow | None] = {}
         history_spans: list[tuple[str, int, int]] = []
+        history = batch.history
         at_ms = now_ms()
         for op in ops:
             if op.ack is not None:
@@ -417,10 +418,10 @@ class Engine:
                 commands.append((wf.workflow_id, command))
             if decision.history:
                 wid = wf.workflow_id
-                start = len(batch.history)
+                start = len(history)
                 for kind, body in decision.history:
-                    batch.history.append(HistoryEvent(wid, at_ms, kind, body))
-                history_spans.append((wid, start, len(batch.history)))
+                    history.append(HistoryEvent(wid, at_ms, kind, body))
+                history_spans.append((wid, start, len(history)))
             if op.reply:
                 replies.append((op.reply, wf.workflow_id, None))
         if not touched and not batch.outbox_acked:
@@ -569,7 +570,7 @@ class Engine:
                 return None, self._lookup(wf.workflow_id)
             self.live[wf.workflow_id] = wf
             created.append(wf)
-            return self.decider.decide(wf, ev.WorkflowStarted(at_ms=wf.created_ms)), wf
+            return self.decider.start(wf), wf  # decide(wf, WorkflowStarted(wf.created_ms))
         if op.event is None:
             return None, None
         found = self._lookup(op.workflow_id)

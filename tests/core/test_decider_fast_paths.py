@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from edged.core.decider import ROOT_SCOPE, Decider, Scope, Transition, _TaskIds, derive_id
+from edged.core.events import WorkflowStarted
 from edged.core.inbound import _STATUS_OF
 from edged.core.model import Task, TaskStatus, Workflow, WorkflowStatus
 from edged.core.policies import effective_taskdef, seconds
@@ -182,3 +183,37 @@ def test_a_definition_node_makes_the_task_a_copy_of_it_makes(node: dict[str, Any
         for field in ("ref", "task_type", "def_name", "input", "taskdef", "iteration"):
             assert getattr(via_index, field) == getattr(copied, field), field
     assert (pinned.ref, pinned.iteration) == ("t", 0)
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        [],
+        [{"taskReferenceName": "s", "type": "SET_VARIABLE", "inputParameters": {"v": 1}}],
+        [
+            {
+                "taskReferenceName": "w",
+                "name": "work",
+                "inputParameters": {"n": "${workflow.input.n}"},
+            }
+        ],
+    ],
+)
+@pytest.mark.parametrize("state", ["new", "started", "terminal"])
+def test_decider_start_decides_as_workflow_started(tasks: list[Any], state: str) -> None:
+    def fresh() -> Workflow:
+        wf = Workflow(
+            workflow_id="0190c7a2-1234-7abc-8def-0123456789ab",
+            definition={"name": "d", "version": 2, "timeoutSeconds": 60, "tasks": tasks},
+            status=WorkflowStatus.TERMINATED if state == "terminal" else WorkflowStatus.RUNNING,
+            input={"n": 1},
+            created_ms=1000,
+        )
+        if state == "started":
+            wf.tasks = _workflow().tasks
+        return wf
+
+    by_event, by_start = fresh(), fresh()
+    decision = Decider().decide(by_event, WorkflowStarted(by_event.created_ms))
+    assert Decider().start(by_start) == decision
+    assert by_start == by_event
