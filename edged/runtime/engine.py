@@ -549,9 +549,11 @@ class Engine:
         """Hand each execution its new history rows, in one call per execution and batch."""
         if len(ids) != len(history):
             raise ValueError(f"{len(ids)} history ids for {len(history)} events")
+        # paired once, then one slice per span (two slices and a zip each cost ~4k a message)
+        pairs = list(zip(ids, history, strict=True))
         by_workflow: dict[str, list[tuple[int, HistoryEvent]]] = {}
         for wid, start, end in spans:  # one span per decision: a workflow may have several
-            rows = list(zip(ids[start:end], history[start:end], strict=True))
+            rows = pairs[start:end]
             known = by_workflow.get(wid)
             if known is None:
                 by_workflow[wid] = rows
