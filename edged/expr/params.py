@@ -245,9 +245,9 @@ def _copy(value: Any) -> Any:
         out = dict(value)  # then the containers in it, copied in place (no size change)
         for item in out.values():
             if type(item) not in _ATOMS:  # (a flat dict, most messages, skips this: ~1k)
-                for key, item in out.items():
-                    if type(item) not in _ATOMS:
-                        out[key] = _copy(item)
+                for key, child in out.items():
+                    if type(child) not in _ATOMS:
+                        out[key] = _copy(child)
                 break
         return out
     if kind is list or isinstance(value, (list, tuple)):

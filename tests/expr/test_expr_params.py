@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edged.expr import find_references, resolve
-from edged.expr.params import java_double, java_str
+from edged.expr.params import _copy, java_double, java_str
 
 CTX: dict[str, Any] = {
     "workflow": {
@@ -155,6 +155,32 @@ def test_referenced_containers_are_copies() -> None:
     out = resolve({"v": "${workflow.input.m}"}, ctx)
     out["v"]["a"].append(2)
     assert ctx["workflow"]["input"]["m"] == {"a": [1]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"seq": 1, "ts": 2.5, "on": True, "none": None, "s": "x"},  # flat: no walk
+        {"a": 1, "m": {"b": [1, {"c": 2}]}, "z": "last"},
+        {"m": {"b": 1}, "a": 1},  # the container first
+        {"a": 1, "l": [1, [2]]},  # the container last
+        [1, {"a": [2]}, [3, {"b": 4}]],
+        {},
+    ],
+)
+def test_copies_share_no_container(value: Any) -> None:
+    copied = _copy(value)
+    assert copied == value
+
+    def containers(node: Any) -> list[int]:
+        if isinstance(node, dict):
+            return [id(node), *(i for v in node.values() for i in containers(v))]
+        if isinstance(node, list):
+            return [id(node), *(i for v in node for i in containers(v))]
+        return []
+
+    assert not set(containers(copied)) & set(containers(value))
+    assert list(copied) == list(value)  # keys keep their order
 
 
 def test_task_id_without_task_id_stays_literal() -> None:
