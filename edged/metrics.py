@@ -168,7 +168,11 @@ class _Buckets:
         self.count = 0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        bounds = self.bounds
+        # The first bucket without the bisect (the same index): task latencies are whole
+        # milliseconds, mostly 0 for quick tasks, and the bisect was ~1.2k of ~1.8k
+        # instructions per observation.
+        self.counts[0 if value <= bounds[0] else bisect.bisect_left(bounds, value)] += 1
         self.sum += value
         self.count += 1
 

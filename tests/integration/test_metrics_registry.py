@@ -7,6 +7,7 @@ values; the gate must answer 503 for everything but the probes while starting.
 
 from __future__ import annotations
 
+import bisect
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +17,8 @@ import promtext
 import pytest
 import trio
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edged.api.messages import Request, json_response
 from edged.api.metrics_api import gate_while_starting
@@ -171,3 +174,15 @@ def test_access_config_accepted(tmp_path: Path) -> None:
     # the --listen override is checked like the file's listen
     with pytest.raises(ConfigError, match="not loopback"):
         load_config(str(_config(tmp_path)), listen="0.0.0.0:9000")
+
+
+@given(st.lists(st.floats(allow_nan=True) | st.sampled_from([0.0, 0.0005, -0.0, 300.0, 1e9])))
+def test_observe_counts_each_value_in_its_bisected_bucket(values: list[float]) -> None:
+    """The first-bucket shortcut in observe() gives the bucket bisect_left gives."""
+    histogram = Registry().histogram("edged_test_seconds", "test").labels()
+    expected = [0] * (len(histogram.bounds) + 1)
+    for value in values:
+        histogram.observe(value)
+        expected[bisect.bisect_left(histogram.bounds, value)] += 1
+    assert histogram.counts == expected
+    assert histogram.count == len(values)
