@@ -478,7 +478,9 @@ class Engine:
 
     async def _settle_head(self) -> None:
         head = self._inflight[0]
-        if head.done is not None:
+        if head.done is not None and not head.done.event.is_set():
+            # set (the usual case: _own settles the settled ones) wait() only adds a
+            # scheduler pass; commit_start's is the owner loop's one per batch
             await head.done.event.wait()
         self._inflight.popleft()
         error = head.error or (head.done.error if head.done is not None else None)
