@@ -44,6 +44,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from edged.journal.codec import SharedValues, encode, encode_many, remember_shared
@@ -364,7 +365,9 @@ def _insert_rows(
     """
     out: list[Any] = []
     for chunk in _chunks(rows):
-        params = [v for row in chunk for v in row]
+        # Flattened in C: the nested comprehension cost the writer ~3.4k instructions per
+        # echoed message more (~260 values per 10-message group).
+        params = list(chain.from_iterable(chunk))
         cursor = conn.execute(_sql(head, tail, len(chunk[0]), len(chunk)), params)
         if fallback_tail is not None and cursor.rowcount != len(chunk):
             conn.execute(_sql(head, fallback_tail, len(chunk[0]), len(chunk)), params)
