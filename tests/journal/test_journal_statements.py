@@ -197,3 +197,21 @@ async def test_a_shared_value_of_a_rolled_back_commit_is_written_by_the_next(
         conn.close()
     [(key, _)] = prepare(shared_batch(), SharedValues()).shared_values
     assert keys == [key]
+
+
+@given(
+    st.lists(st.integers(1, 12), max_size=14)
+    | st.tuples(st.integers(1, 12), st.integers(0, 6)).map(lambda t: list(range(t[0], t[0] + t[1])))
+    | st.lists(st.integers(1, 12), max_size=6).map(lambda ids: [*ids, *ids])
+)
+@settings(max_examples=60, deadline=None)
+def test_acks_delete_exactly_their_outbox_rows(acks: list[int]) -> None:
+    """Runs of ids (one BETWEEN), gaps, repeats and ids past the last row (an IN list)."""
+    with tempfile.TemporaryDirectory() as directory, writer_connection(directory) as conn:
+        commit(conn, [echo_message(n, []) for n in range(10)])
+        with counted(conn) as statements:
+            commit(conn, [Batch(outbox_acked=acks)])
+        left = [i for (i,) in conn.execute("SELECT id FROM outbox ORDER BY id")]
+        assert left == [i for i in range(1, 11) if i not in acks]
+        if acks and max(acks) - min(acks) + 1 == len(set(acks)):
+            assert any("BETWEEN" in s for s in statements)
