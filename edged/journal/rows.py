@@ -133,8 +133,11 @@ class JournalSettings:
     retention_max_count: int = 10_000
     # Oldest history events of one execution are dropped beyond this (count kept).
     max_history_per_execution: int = 10_000
-    # Executions removed per prune transaction: bounds how long prune holds the writer.
+    # Executions removed per prune transaction at most: bounds how long prune holds the
+    # writer, with prune_step_ms: each transaction's size follows it (halved above twice
+    # the time, doubled below half of it), commits queued meanwhile go in between.
     prune_chunk_executions: int = 100
+    prune_step_ms: float = 2.0
     # Storage cap (None: the disk is the limit).  Past it commits raise JournalFull.
     max_size_bytes: int | None = None
     # Page cache per connection.  Small on purpose: the OS page cache does the rest.

@@ -82,6 +82,9 @@ COMMIT_LATENCY_BOUNDS_MS: tuple[float, ...] = (
 # Shared-value keys remembered as committed, at most (see WriterThread._stored_shared).
 _MAX_STORED_SHARED = 4_096
 
+# Executions the first step of a prune removes at most; later steps follow prune_step_ms.
+_PRUNE_FIRST_CHUNK = 20
+
 # Pages handed back to the OS after a prune that removed a full chunk or more (~8 MB).
 _VACUUM_PAGES_AFTER_PRUNE = 2_048
 
@@ -122,6 +125,7 @@ class PruneRequest:
     done: Completion
     removed: int = 0
     excess: int | None = None  # beyond the count cap, still to remove (None: not counted yet)
+    chunk: int = 0  # executions the next step removes at most (0: not sized yet)
 
 
 @dataclass(slots=True)
@@ -335,8 +339,9 @@ class WriterThread:
             self._wake([(r.done, None, failed) for r in group])
 
     def _prune_step(self, request: PruneRequest) -> None:
-        cutoff_ms = request.now_ms - self._settings.retention_max_age_ms
-        chunk = self._settings.prune_chunk_executions
+        settings = self._settings
+        cutoff_ms = request.now_ms - settings.retention_max_age_ms
+        chunk = request.chunk or min(_PRUNE_FIRST_CHUNK, settings.prune_chunk_executions)
 
         def work() -> tuple[int, int | None]:
             ids, excess = select_prune_chunk(
@@ -349,20 +354,31 @@ class WriterThread:
             delete_executions(self._conn, ids)
             return len(ids), excess
 
+        started = time.perf_counter()
         try:
             removed, excess = self._transaction(work)
         except Exception as exc:
             self._wake([(request.done, None, _as_journal_error(exc))])
             return
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
         self._fault("after_commit")
         request.removed += removed
         request.excess = excess
         with self.stats.lock:
             self.stats.executions_pruned += removed
         if removed == chunk:
+            # A commit that arrives meanwhile waits for the step: size the next one to take
+            # about prune_step_ms (a fixed 100 took 5-14 ms on a busy 2-vCPU VM, where 20
+            # took 1.6-2.9 ms; 1,000 messages/s then saw the prune in their p99).
+            target = settings.prune_step_ms
+            if elapsed_ms > 2 * target:
+                chunk = max(1, chunk // 2)
+            elif elapsed_ms < target / 2:
+                chunk = min(settings.prune_chunk_executions, chunk * 2)
+            request.chunk = chunk
             self._backlog.append(request)  # more may be due: after the commits queued meanwhile
             return
-        if request.removed >= chunk:
+        if request.removed >= settings.prune_chunk_executions:
             # A big prune: give pages back and fold the WAL in now, not at some busy moment.
             self._conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES_AFTER_PRUNE})")
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
