@@ -4,31 +4,45 @@ a message after a quiet spell is read at once."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 
 from edged.errors import ConfigError
-from edged_mqtt.client import open_mqtt_client
+from edged_mqtt.client import MqttClient, open_mqtt_client
 from edged_mqtt.options import parse_options
 from tests.mqtt.conftest import Broker
+
+
+@asynccontextmanager
+async def _paced_pair(
+    broker: Broker, name: str, read_batch_ms: float, manual_ack: bool = True
+) -> AsyncIterator[tuple[MqttClient, MqttClient]]:
+    """A subscriber to `name`/# paced at `read_batch_ms` and a publisher, after a quiet
+    spell longer than the window (the subscriber's next read is at once)."""
+    # Manual acks (the default): the client then announces a Receive Maximum of
+    # max_buffered_messages, so the broker sends a whole burst at once (its default in-flight
+    # window for a client that announces none is 20 messages, which a paced reader drains
+    # 20 per window).
+    settings = broker.settings(
+        client_id=f"{name}-sub", read_batch_ms=read_batch_ms, manual_ack=manual_ack
+    )
+    async with (
+        open_mqtt_client(settings) as sub,
+        open_mqtt_client(broker.settings(client_id=f"{name}-pub")) as pub,
+    ):
+        await sub.subscribe(f"{name}/#", 1)  # its SUBACK may wait out the window after CONNACK
+        await trio.sleep(read_batch_ms / 1000 + 0.1)
+        yield sub, pub
 
 
 async def _burst_after_two(broker: Broker, read_batch_ms: float, n: int) -> tuple[list[int], int]:
     """Subscriber paced at `read_batch_ms`: after a quiet spell one message, a second right
     after it (dense traffic: pacing starts), then `n` more. Returns the payloads received and
     the reader's wake-ups meanwhile."""
-    # Manual acks: the client then announces a Receive Maximum of max_buffered_messages, so
-    # the broker sends the whole burst at once (its default in-flight window for a client
-    # that announces none is 20 messages, which a paced reader drains 20 per window).
-    settings = broker.settings(
-        client_id=f"paced-{read_batch_ms}", read_batch_ms=read_batch_ms, manual_ack=True
-    )
-    async with (
-        open_mqtt_client(settings) as sub,
-        open_mqtt_client(broker.settings(client_id=f"pacer-{read_batch_ms}")) as pub,
-    ):
-        await sub.subscribe("rb/#", 1)
-        await trio.sleep(read_batch_ms / 1000 + 0.05)  # a quiet spell: the next read is at once
+    async with _paced_pair(broker, "rb", read_batch_ms) as (sub, pub):
         before = sub.statistics().read_wakeups
         got = []
         for i in range(2):
@@ -60,14 +74,8 @@ async def test_a_burst_inside_the_window_is_read_in_one_wakeup(broker: Broker) -
 async def test_sparse_traffic_is_read_at_once(broker: Broker) -> None:
     # A 1 s window and one message every 0.6 s: more often than the window, but fewer
     # than two per window. Each is read at once, not held to the window's end (0.4 s).
-    settings = broker.settings(client_id="sparse-sub", read_batch_ms=1000, manual_ack=True)
     with trio.fail_after(20):
-        async with (
-            open_mqtt_client(settings) as sub,
-            open_mqtt_client(broker.settings(client_id="sparse-pub")) as pub,
-        ):
-            await sub.subscribe("s/#", 1)
-            await trio.sleep(1.1)
+        async with _paced_pair(broker, "s", 1000) as (sub, pub):
             for i in range(6):
                 await pub.publish("s/x", str(i).encode(), 1)
                 with trio.fail_after(0.3):
@@ -78,14 +86,8 @@ async def test_sparse_traffic_is_read_at_once(broker: Broker) -> None:
 
 
 async def test_a_message_after_a_quiet_spell_is_not_held_for_the_window(broker: Broker) -> None:
-    settings = broker.settings(client_id="quiet-sub", read_batch_ms=1000)
     with trio.fail_after(10):
-        async with (
-            open_mqtt_client(settings) as sub,
-            open_mqtt_client(broker.settings(client_id="quiet-pub")) as pub,
-        ):
-            await sub.subscribe("q/#", 1)  # its SUBACK may wait out the window after CONNACK
-            await trio.sleep(1.1)
+        async with _paced_pair(broker, "q", 1000, manual_ack=False) as (sub, pub):
             await pub.publish("q/x", b"hello", 1)
             with trio.fail_after(0.5):  # a paced read would take up to the 1 s window
                 assert (await sub.receive()).payload == b"hello"
@@ -126,14 +128,8 @@ async def test_the_window_follows_the_traffic(broker: Broker) -> None:
     # Base window 0.5 s. Traffic sparser than two messages per window is read at once;
     # denser traffic waits out the base window; a burst of >= 4 (well above that) doubles
     # the next window to 1 s. Generous margins for a slow CI.
-    settings = broker.settings(client_id="grow-sub", read_batch_ms=500, manual_ack=True)
     with trio.fail_after(20):
-        async with (
-            open_mqtt_client(settings) as sub,
-            open_mqtt_client(broker.settings(client_id="grow-pub")) as pub,
-        ):
-            await sub.subscribe("g/#", 1)
-            await trio.sleep(0.6)  # a quiet spell: the next read is at once
+        async with _paced_pair(broker, "g", 500) as (sub, pub):
 
             async def held(count: int) -> float:
                 """Publish `count` messages now; seconds until the last one is read."""
