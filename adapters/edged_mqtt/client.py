@@ -87,8 +87,8 @@ _MISC_INTERVAL_S = 1.0
 _READS_PER_WAKEUP = 256  # then yield to the scheduler so a flood cannot starve other tasks
 _FULL_BURST = 4  # messages in one paced burst that double the next read window
 # Pacing pays only when a window would gather at least this many messages: sparser traffic
-# is read at once (at 200 msg/s a 5 ms window held every message ~4 ms and merged almost
-# none: p50 7-8 ms against 4 ms unpaced, the same CPU per message).
+# is read at once (at 200 msg/s a 5 ms window held every message ~4 ms and merged ~12% of
+# them: p50 7 ms against 4.4 ms unpaced, for ~5% less CPU per message).
 _DENSE = 2
 
 
