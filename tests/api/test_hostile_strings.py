@@ -17,7 +17,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from read_daemon import make_daemon, start, wait_status
+from read_daemon import make_daemon, search_ids, start, wait_status
 
 LONE = '"\\ud800x"'  # JSON text of a string holding a lone surrogate
 
@@ -157,7 +157,6 @@ def test_lone_surrogate_wired_into_a_column_at_run_time(http: httpx.Client) -> N
     wait_status(http, [resp.text], {"COMPLETED"})
     child = http.get(f"/api/workflow/{resp.text}").json()["tasks"][0]["outputData"]["workflowId"]
     wait_status(http, [child], {"RUNNING"})
-    found = http.get("/api/workflow/search", params={"query": 'correlationId = "\ufffdx"'}).json()
-    assert [r["workflowId"] for r in found["results"]] == [child]
+    assert search_ids(http, 'correlationId = "\ufffdx"', [child]) == [child]
     assert_healthy(http)
     assert start(http, "rd_wait", {"after": "the hostile child"})
