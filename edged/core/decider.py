@@ -58,7 +58,7 @@ from edged.core.model import (
     WorkflowStatus,
     with_iteration,
 )
-from edged.core.navigate import DefinitionIndex, index_of
+from edged.core.navigate import DefinitionIndex, index_of, node_facts
 from edged.core.policies import effective_taskdef, max_retries, retry_delay_s, seconds
 from edged.core.views import ExpressionContext, workflow_json
 
@@ -365,17 +365,10 @@ class Transition:
         if ids is None:
             ids = self._task_ids = _TaskIds(wf.workflow_id)
         task_id = ids.of(seq)  # self.task_id(seq), without the call
-        facts = self.index.facts.get(id(wt))
-        if facts is not None:  # a node of the pinned definition, read once (~2k instructions)
-            base_ref, kind, name, params, pinned = facts
-            kind = task_type or kind
-            name = def_name or name
-        else:
-            base_ref = str(wt.get("taskReferenceName", ""))
-            kind = task_type or str(wt.get("type") or "SIMPLE")
-            name = def_name or str(wt.get("name") or base_ref)
-            params = wt.get("inputParameters") or {}
-            pinned = False  # not a node of the definition
+        # a node of the pinned definition is read once (~2k instructions), others here
+        base_ref, kind, name, params, pinned = self.index.facts.get(id(wt)) or node_facts(wt)
+        kind = task_type or kind
+        name = def_name or name
         ref = with_iteration(base_ref, scope.iteration) if scope.iteration else base_ref
         taskdef: dict[str, Any] | None = None
         if kind not in OPERATOR_TYPES or kind == "SUB_WORKFLOW":

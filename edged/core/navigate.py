@@ -38,6 +38,19 @@ class NodeFacts(NamedTuple):
     pinned: bool  # `nodes` holds this node for its ref: its own parameters are never changed
 
 
+def node_facts(node: dict[str, Any], pinned: bool = False) -> NodeFacts:
+    """What scheduling reads from `node` (the index keeps them for the pinned definition's
+    nodes; a node from elsewhere, a dynamic fork's say, is read with this each time)."""
+    ref = str(node.get("taskReferenceName", ""))
+    return NodeFacts(
+        ref,
+        str(node.get("type") or "SIMPLE"),
+        str(node.get("name") or ref),
+        node.get("inputParameters") or {},
+        pinned,
+    )
+
+
 class DefinitionIndex:
     __slots__ = ("definition", "facts", "name", "nodes", "slots", "timeout_s", "version")
 
@@ -71,13 +84,7 @@ class DefinitionIndex:
                 nxt = after if isinstance(after, dict) else None
                 self.slots.setdefault(ref, Slot(kind, owner, items, index, nxt))
                 first = self.nodes.setdefault(ref, node)
-                self.facts[id(node)] = NodeFacts(
-                    ref,
-                    str(node.get("type") or "SIMPLE"),
-                    str(node.get("name") or ref),
-                    node.get("inputParameters") or {},
-                    first is node,
-                )
+                self.facts[id(node)] = node_facts(node, first is node)
             kind_of = node.get("type", "SIMPLE")
             if kind_of in ("SWITCH", "DECISION"):
                 cases = node.get("decisionCases") or {}

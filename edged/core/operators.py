@@ -36,6 +36,7 @@ from edged.core.model import (
     strip_iteration,
     with_iteration,
 )
+from edged.core.navigate import node_facts
 from edged.core.policies import max_retries, retry_delay_s
 
 if TYPE_CHECKING:
@@ -53,12 +54,9 @@ def schedule(tr: Transition, wt: dict[str, Any], scope: Scope) -> None:
         # a TERMINATE in an earlier fork branch (or loop body) ended the
         # execution while this walk was under way: nothing more may start
         return
-    facts = tr.index.facts.get(id(wt))  # a node of the pinned definition, read once
-    if facts is not None:
-        base_ref, kind = facts.base_ref, facts.kind
-    else:
-        base_ref = str(wt.get("taskReferenceName", ""))
-        kind = str(wt.get("type") or "SIMPLE")
+    # a node of the pinned definition is read once, others here
+    facts = tr.index.facts.get(id(wt)) or node_facts(wt)
+    base_ref, kind = facts.base_ref, facts.kind
     ref = with_iteration(base_ref, scope.iteration) if scope.iteration else base_ref
     existing = wf.latest_by_ref(ref)
     if existing is not None and existing.status is TaskStatus.SKIPPED and not existing.end_ms:
