@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from edged.expr import find_references, resolve
 from edged.expr.params import _copy, java_double, java_str
+from tests.container_ids import container_ids
 
 CTX: dict[str, Any] = {
     "workflow": {
@@ -171,15 +172,7 @@ def test_referenced_containers_are_copies() -> None:
 def test_copies_share_no_container(value: Any) -> None:
     copied = _copy(value)
     assert copied == value
-
-    def containers(node: Any) -> list[int]:
-        if isinstance(node, dict):
-            return [id(node), *(i for v in node.values() for i in containers(v))]
-        if isinstance(node, list):
-            return [id(node), *(i for v in node for i in containers(v))]
-        return []
-
-    assert not set(containers(copied)) & set(containers(value))
+    assert not set(container_ids(copied)) & set(container_ids(value))
     assert list(copied) == list(value)  # keys keep their order
 
 

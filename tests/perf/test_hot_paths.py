@@ -29,6 +29,7 @@ from edged.runtime.dispatch import Dispatcher, _copy_json, _plainly_json
 from edged.runtime.engine import Op, new_workflow
 from edged.runtime.registry import DefinitionRegistry
 from edged.runtime.timers import TimerService, now_ms
+from tests.container_ids import container_ids
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -180,19 +181,11 @@ async def test_timers_fire_in_order_after_compaction() -> None:
     assert fired == ["live1", "live2", "live3"]
 
 
-def _containers(value: Any) -> list[int]:
-    if isinstance(value, dict):
-        return [id(value), *(i for v in value.values() for i in _containers(v))]
-    if isinstance(value, list):
-        return [id(value), *(i for v in value for i in _containers(v))]
-    return []
-
-
 @given(json_values)
 def test_handler_inputs_are_copied_like_deepcopy(value: Any) -> None:
     copied = _copy_json(value)
     assert copied == copy.deepcopy(value)
-    assert not set(_containers(copied)) & set(_containers(value))
+    assert not set(container_ids(copied)) & set(container_ids(value))
 
 
 def test_a_doc_too_deep_around_a_shared_definition_is_still_split() -> None:
