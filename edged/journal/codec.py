@@ -249,6 +249,12 @@ def encode(value: Any, *, opaque_bytes: int = 0) -> bytes:
     except ValueError:
         # msgpack's packer nesting limit ("recursion limit exceeded").
         return _pack(_split(value))
+    return _unpackable(blob, value, opaque_bytes)
+
+
+def _unpackable(blob: bytes, value: Any, opaque_bytes: int = 0) -> bytes:
+    """`blob` (`value` packed), or `value` packed again with its deep parts split off when
+    the unpacker could not read `blob` back (too many nested containers)."""
     if len(blob) - opaque_bytes < _DEPTH_CHECK_MIN_BYTES or _fits_unpacker(blob):
         return blob
     return _pack(_split(value))
@@ -270,12 +276,7 @@ def encode_many(values: list[Any]) -> list[bytes]:
         return [encode(value) for value in values]
     if blobs and max(map(len, blobs)) >= _DEPTH_CHECK_MIN_BYTES:
         # Big enough to hold too many containers for the unpacker: check as `encode` does.
-        return [
-            blob
-            if len(blob) < _DEPTH_CHECK_MIN_BYTES or _fits_unpacker(blob)
-            else _pack(_split(value))
-            for blob, value in zip(blobs, values, strict=True)
-        ]
+        return list(map(_unpackable, blobs, values))
     return blobs
 
 
