@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -232,6 +233,7 @@ class Engine:
         self._acks_since = 0.0
         self._slots = trio.Semaphore(self.settings.max_external_ops)
         self._wake = trio.Event()
+        self._sleep: trio.CancelScope | None = None  # the owner's, while it waits for work
         self._inflight: collections.deque[_Flight] = collections.deque()
         self._chain = 0
         self._end_waiters: dict[str, list[trio.Event]] = {}
@@ -264,7 +266,13 @@ class Engine:
         if op.ack is not None and op.event is None and op.create is None and op.reply is None:
             if not self._acks:
                 self._acks_since = trio.current_time()
-                self._wake.set()  # the owner starts counting the linger
+                sleep = self._sleep
+                if sleep is not None and len(self._inflight) < self.settings.max_inflight:
+                    # the owner's sleep ends when the linger does; no wake-up to say so
+                    # (it cost an idle daemon one more scheduler pass per delivered row)
+                    sleep.deadline = min(
+                        sleep.deadline, self._acks_since + self.settings.ack_linger_s
+                    )
             self._acks.append(op.ack)
             if len(self._acks) >= self.settings.ack_linger_max:
                 self._wake.set()
@@ -342,18 +350,22 @@ class Engine:
                 try:
                     flight = self._decide(ops, acks)
                     if flight is not None:
-                        await self._submit_commit(flight)
-                    else:
-                        await trio.lowlevel.checkpoint()
+                        await self._submit_commit(flight)  # no checkpoint while there is room
                 finally:
                     self._processing = False  # busy() counts the batches in flight itself
+                if self._internal or self._external or (inflight and inflight[0].settled):
+                    # more to do at once: yield here so the loop never starves other tasks;
+                    # otherwise the wait below is this round's checkpoint (a yield here
+                    # would cost an idle daemon one more scheduler pass per batch)
+                    await trio.lowlevel.checkpoint()
                 continue
             self._wake = trio.Event()
+            deadline = math.inf
             if self._acks and len(inflight) < self.settings.max_inflight:
-                with trio.move_on_at(self._acks_since + self.settings.ack_linger_s):
-                    await self._wake.wait()
-            else:
+                deadline = self._acks_since + self.settings.ack_linger_s
+            with trio.CancelScope(deadline=deadline) as self._sleep:
                 await self._wake.wait()
+            self._sleep = None
 
     def _wake_owner(self) -> None:
         self._wake.set()
@@ -479,8 +491,8 @@ class Engine:
     async def _settle_head(self) -> None:
         head = self._inflight[0]
         if head.done is not None and not head.done.event.is_set():
-            # set (the usual case: _own settles the settled ones) wait() only adds a
-            # scheduler pass; commit_start's is the owner loop's one per batch
+            # set (the usual case: _own settles the settled ones) wait() would only add
+            # a scheduler pass
             await head.done.event.wait()
         self._inflight.popleft()
         error = head.error or (head.done.error if head.done is not None else None)
