@@ -197,10 +197,18 @@ class _Flight:
     done: Completion | None = None
     error: BaseException | None = None  # could not even be queued
     started: float = 0.0
+    gone: trio.Event | None = None  # made by a committed read waiting for the batch to settle
 
     @property
     def settled(self) -> bool:
         return self.done is None or self.done.event.is_set()
+
+
+def _gone(flights: list[_Flight]) -> None:
+    """Wake the committed reads waiting for these batches (see `Engine.committed_workflow`)."""
+    for flight in flights:
+        if flight.gone is not None:
+            flight.gone.set()
 
 
 class Engine:
@@ -498,10 +506,15 @@ class Engine:
         error = head.error or (head.done.error if head.done is not None else None)
         if error is None:
             self._finish(head)
+            if head.gone is not None:
+                head.gone.set()
             return
         doomed = [head, *self._inflight]
         self._inflight.clear()
-        await self._pipeline_failed(doomed, error)
+        try:
+            await self._pipeline_failed(doomed, error)
+        finally:
+            _gone(doomed)  # (already, unless the undo itself failed)
 
     def _finish(self, flight: _Flight) -> None:
         """The batch is durable: carry out its commands, answer its callers."""
@@ -555,7 +568,7 @@ class Engine:
             created += flight.created
             replies += flight.replies
         error = exc if isinstance(exc, JournalError) else JournalError(str(exc))
-        await self._commit_failed(ops, touched, created, replies, error)
+        await self._commit_failed(ops, touched, created, replies, error, lambda: _gone(flights))
 
     def _notify(
         self, history: list[HistoryEvent], spans: list[tuple[str, int, int]], ids: list[int]
@@ -626,18 +639,25 @@ class Engine:
         created: list[Workflow],
         replies: list[tuple[Reply, Any, BaseException | None]],
         exc: JournalError,
+        undone: Callable[[], None],
     ) -> None:
+        """Undo `touched` to their journal state, answer the callers, retry internal ops.
+
+        `undone` runs once memory holds the journal's state again, before the retry pause.
+        """
         self.stats.commit_failures += 1
         self.journal_error = str(exc)
         log.error("journal commit failed, %d ops not applied: %s", len(ops), exc)
         for wf in created:
             self.live.pop(wf.workflow_id, None)
-        for wid in touched:
+        for wid in touched:  # all of them before the first await: no reader sees an undone one
             self.live.pop(wid, None)
             self.recent.pop(wid, None)
+        for wid in touched:
             restored = await self._load(wid)
-            if restored is not None:
+            if restored is not None and self._lookup(wid) is None:
                 (self.recent if restored.status.terminal else self.live)[wid] = restored
+        undone()
         for reply, _, error in replies:
             reply.set(None, error or exc)
         retry = [op for op in ops if op.reply is None]
@@ -848,7 +868,33 @@ class Engine:
         variants.append(definition)
         return definition
 
+    async def committed_workflow(self, workflow_id: str) -> Workflow:
+        """The execution as its last durable commit left it: what reads may show.
+
+        A decided batch changes the executions in memory before its commit is durable;
+        a reader shown that state could act on a status a power loss then undoes.  When
+        a batch on its way touches the execution, this waits for the batches in flight
+        (a commit, a few ms); should newer batches have changed it again meanwhile (a
+        busy execution), it answers with the journal's copy rather than wait on.
+        """
+        for _ in range(2):
+            pending = [f for f in self._inflight if workflow_id in f.touched]
+            if not pending:
+                return await self.workflow(workflow_id)
+            last = pending[-1]
+            if last.gone is None:
+                last.gone = trio.Event()
+            await last.gone.wait()
+        if any(workflow_id in f.touched for f in self._inflight):
+            wf = await self._load(workflow_id)
+            if wf is None:
+                raise NotFound(f"No such workflow: {workflow_id}")
+            return wf
+        return await self.workflow(workflow_id)
+
     async def workflow(self, workflow_id: str) -> Workflow:
+        """The execution as the engine has it now, decided changes included (see
+        `committed_workflow` for reads shown to clients)."""
         wf = self._lookup(workflow_id)
         if wf is None:
             wf = await self._load(workflow_id)

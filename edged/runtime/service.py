@@ -160,7 +160,7 @@ class EngineService:
         )
 
     async def get_workflow(self, workflow_id: str, *, include_tasks: bool) -> JsonDict:
-        wf = await self.engine.workflow(workflow_id)
+        wf = await self.engine.committed_workflow(workflow_id)
         return workflow_json(wf, include_tasks=include_tasks)
 
     async def find_correlated(
@@ -171,7 +171,7 @@ class EngineService:
         )
         out = []
         for row in rows:
-            wf = await self.engine.workflow(row.workflow_id)
+            wf = await self.engine.committed_workflow(row.workflow_id)
             if include_closed or not wf.status.terminal:
                 out.append(workflow_json(wf, include_tasks=include_tasks))
         return out
@@ -326,7 +326,7 @@ class EngineService:
         await self.engine.submit(
             Op(workflow_id, ev.TaskSignaled(at_ms=now_ms(), ref=None, status=status, output=output))
         )
-        return workflow_json(await self.engine.workflow(workflow_id), include_tasks=True)
+        return workflow_json(await self.engine.committed_workflow(workflow_id), include_tasks=True)
 
     async def get_task(self, task_id: str) -> JsonDict:
         for wf in list(self.engine.live.values()) + list(self.engine.recent.values()):
