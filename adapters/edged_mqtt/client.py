@@ -119,6 +119,9 @@ class MqttClient:
         self._state_lot = trio.lowlevel.ParkingLot()  # woken on connect, loss and close
         self._write_wanted = trio.Event()
         self._wbuf = bytearray()  # bytes paho "sent" that the writer task still has to send
+        self._writer_idle = False  # the writer task waits for _write_wanted, nothing unsent
+        self._writes_held = False  # see hold_writes()
+        self._write_deferred = False  # something was queued while held
         self._lost = trio.Event()
         self._conn_nursery: trio.Nursery | None = None
         self._inflight = trio.Semaphore(settings.max_inflight)
@@ -377,6 +380,49 @@ class MqttClient:
         if self._paho.socket() is not None:
             self._paho._sock_close()
 
+    def hold_writes(self) -> None:
+        """Packets queued from now on wait for `release_writes()` (same task, no
+        checkpoint between): the engine holds them while it settles a batch."""
+        self._writes_held = True
+
+    def release_writes(self) -> None:
+        """Send what was queued since `hold_writes()`, from this task, in one send.
+
+        When the writer task is idle (waiting for work, nothing of its own unsent) and
+        the socket takes the bytes at once, that is all: the writer is not woken, which
+        on an idle daemon saves a scheduler pass per settled batch (the batch's PUBACKs
+        and publishes leave at the end of the engine's step, not one pass later).
+        Otherwise the writer task is woken for it, as without the hold.
+        """
+        self._writes_held = False
+        if not self._write_deferred:
+            return
+        self._write_deferred = False
+        sock = self._paho._sock
+        if not self._writer_idle or self._wbuf or sock is None or self._write_wanted.is_set():
+            self._write_wanted.set()
+            return
+        self._writes_held = True  # loop_write's own register-write calls: nothing to wake
+        try:
+            rc = self._paho.loop_write()
+        finally:
+            self._writes_held = self._write_deferred = False
+        if rc != _OK:
+            self._lost.set()
+            return
+        buf = self._wbuf
+        if buf:
+            try:
+                sent = sock.send(buf)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+            except OSError:
+                self._lost.set()
+                return
+            del buf[:sent]
+        if buf or self._paho.want_write():
+            self._write_wanted.set()
+
     def _acks_due(self) -> bool:
         """Three quarters of the publish window wait for PUBACKs: read pacing stands aside.
         (At half, the 10 publishes of a 10-message batch against Mosquitto's receive
@@ -590,7 +636,11 @@ class MqttClient:
                     continue
                 if not self._paho.want_write():
                     self._write_wanted = trio.Event()
-                    await self._write_wanted.wait()
+                    self._writer_idle = True  # release_writes() may send in its place
+                    try:
+                        await self._write_wanted.wait()
+                    finally:
+                        self._writer_idle = False
                     continue
                 if self._paho.loop_write() != _OK:
                     self._lost.set()
@@ -695,6 +745,9 @@ class MqttClient:
         # it again is not needed (only in the Trio thread: the writer replaces the event
         # there, with no checkpoint between its last look and the replacement).
         if self._write_wanted.is_set() and threading.get_ident() == self._trio_thread:
+            return
+        if self._writes_held and threading.get_ident() == self._trio_thread:
+            self._write_deferred = True  # release_writes() sends it, or wakes the writer
             return
         if self._in_trio():
             self._write_wanted.set()

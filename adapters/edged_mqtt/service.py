@@ -150,8 +150,20 @@ class MqttService:
         self.engine = engine
         self.outbox.attach(engine)
         self.triggers.attach(engine)
+        batchers = getattr(engine, "write_batchers", None)
+        if batchers is not None:
+            batchers.append(self)  # a settled batch's PUBACKs and publishes: one send
         for hook in self._attach_hooks:
             hook(engine)
+
+    def hold_writes(self) -> None:
+        """The engine settles a batch: see ``MqttClient.hold_writes``."""
+        if self.client is not None:
+            self.client.hold_writes()
+
+    def release_writes(self) -> None:
+        if self.client is not None:
+            self.client.release_writes()
 
     def on_attach(self, hook: Callable[[Any], None]) -> None:
         """Extension point for other MQTT features: ``hook(engine)`` runs in ``attach``."""

@@ -46,7 +46,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -204,6 +204,16 @@ class _Flight:
         return self.done is None or self.done.event.is_set()
 
 
+class WriteBatcher(Protocol):
+    """A connection that sends what a settled batch wrote (its replies' acknowledgements,
+    its publishes) in one go at the end of the batch, from the engine's task, instead of
+    waking a writer task of its own for it (a scheduler pass per batch on an idle daemon)."""
+
+    def hold_writes(self) -> None: ...
+
+    def release_writes(self) -> None: ...
+
+
 def _gone(flights: list[_Flight]) -> None:
     """Wake the committed reads waiting for these batches (see `Engine.committed_workflow`)."""
     for flight in flights:
@@ -235,6 +245,8 @@ class Engine:
         # Called after each commit with an execution and its new history rows
         # (journal id, event), oldest first; must not block or raise.
         self.listeners: list[Callable[[Workflow, list[tuple[int, HistoryEvent]]], None]] = []
+        # Connections whose writes a settled batch sends together (see `WriteBatcher`).
+        self.write_batchers: list[WriteBatcher] = []
         self._internal: collections.deque[Op] = collections.deque()
         self._external: collections.deque[Op] = collections.deque()
         self._acks: list[int] = []  # lingering outbox acknowledgements (see `post`)
@@ -518,6 +530,19 @@ class Engine:
 
     def _finish(self, flight: _Flight) -> None:
         """The batch is durable: carry out its commands, answer its callers."""
+        batchers = self.write_batchers
+        if not batchers:
+            self._carry_out_batch(flight)
+            return
+        for batcher in batchers:
+            batcher.hold_writes()
+        try:
+            self._carry_out_batch(flight)
+        finally:
+            for batcher in batchers:
+                batcher.release_writes()
+
+    def _carry_out_batch(self, flight: _Flight) -> None:
         assert flight.done is not None
         result = flight.done.value
         self.journal_error = None
