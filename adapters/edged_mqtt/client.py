@@ -115,6 +115,7 @@ class MqttClient:
             lambda: self._on_register_write(self._paho, None, None),
         )
         self._inbox = Inbox(settings.max_buffered_messages)
+        self._direct: Callable[[MqttMessage], bool] | None = None  # see set_direct()
         self._inbox_lot = trio.lowlevel.ParkingLot()
         self._state_lot = trio.lowlevel.ParkingLot()  # woken on connect, loss and close
         self._write_wanted = trio.Event()
@@ -363,6 +364,14 @@ class MqttClient:
     def messages(self) -> _MessageStream:
         """``async for message in client.messages()``; ends when the client closes."""
         return _MessageStream(self)
+
+    def set_direct(self, handler: Callable[[MqttMessage], bool] | None) -> None:
+        """Hand a message that arrives while the receiver waits on an empty inbox to
+        ``handler`` at once, from the reader task, instead of queueing it and waking the
+        receiver (a scheduler pass per message on an idle daemon). ``handler`` returns
+        False, having done nothing, to have the message queued as usual; it must not
+        raise (an exception drops the message, counted and logged)."""
+        self._direct = handler
 
     def ack(self, message: MqttMessage) -> bool:
         """PUBACK ``message`` (manual-ack mode). False when its connection is gone: the
@@ -881,6 +890,9 @@ class MqttClient:
                 received_at_ms=int(time.time() * 1000),
             )
             self._received += 1
+            direct = self._direct
+            if direct is not None and self._inbox_lot and self._inbox.empty() and direct(message):
+                return  # handled at once (see set_direct)
             evicted = self._inbox.put(message)
             dropped = self._inbox.dropped
             if evicted is not None and dropped & (dropped - 1) == 0:  # 1, 2, 4...: no log flood

@@ -48,6 +48,7 @@ class Inbox:
     _order: deque[str] = field(default_factory=deque)  # round-robin cursor over queue keys
     dropped: int = 0
     _matchers: dict[str, Callable[[str], bool]] = field(default_factory=dict)
+    _count: int = 0  # messages queued, over all queues
 
     def __post_init__(self) -> None:
         if self.max_per_queue < 1:
@@ -88,8 +89,13 @@ class Inbox:
         if len(queue) >= self.max_per_queue:
             evicted = queue.popleft()
             self.dropped += 1
+        else:
+            self._count += 1
         queue.append(message)
         return evicted
+
+    def empty(self) -> bool:
+        return not self._count
 
     def get_nowait(self) -> MqttMessage | None:
         """The next message in round-robin order, or None when every queue is empty."""
@@ -98,8 +104,9 @@ class Inbox:
             self._order.rotate(-1)
             queue = self._queues[key]
             if queue:
+                self._count -= 1
                 return queue.popleft()
         return None
 
     def __len__(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
+        return self._count

@@ -121,6 +121,13 @@ class ServiceStats:
     redeliveries: int = 0
 
 
+# What a routed message still waits for: its subscriptions' awaitables, their Pendings,
+# whether one of them failed (see MqttService._route).
+_Held = tuple[
+    list[tuple["_Subscription", Awaitable[None]]], list[tuple["_Subscription", Pending]], bool
+]
+
+
 class MqttService:
     def __init__(self, options: AdapterOptions, defs: Any = None) -> None:
         self.options = options
@@ -305,44 +312,79 @@ class MqttService:
     # ------------------------------------------------------------------ routing
 
     async def _route_loop(self, client: MqttClient) -> None:
-        async for message in client.messages():
-            subs = [s for s in self._subs if s.matches(message.topic)]
-            if not subs:
-                self.stats.unrouted += 1
-                client.ack(message)
+        client.set_direct(lambda message: self._route_now(client, message))
+        try:
+            async for message in client.messages():
+                held = self._route(client, message)
+                if held is None:
+                    continue
+                try:  # no scheduler pass per message while there is room (the usual case)
+                    self._limit.acquire_nowait()
+                except trio.WouldBlock:
+                    await self._limit.acquire()
+                self._carry_on(client, message, *held)
+        finally:
+            client.set_direct(None)
+
+    def _route_now(self, client: MqttClient, message: MqttMessage) -> bool:
+        """The client's direct hand-off: a message that arrives while this loop waits on an
+        empty inbox is routed at once by the reader, when a slot is free (else queued)."""
+        if not self._limit.value or self._nursery is None:
+            return False
+        held = self._route(client, message)
+        if held is not None:
+            self._limit.acquire_nowait()
+            self._carry_on(client, message, *held)
+        return True
+
+    def _route(self, client: MqttClient, message: MqttMessage) -> _Held | None:
+        """Run the matching subscriptions' callbacks. None when that settled the message;
+        else what it still waits for (pending awaitables, Pendings, whether one failed),
+        which needs a slot of ``max_concurrent_messages``."""
+        subs = [s for s in self._subs if s.matches(message.topic)]
+        if not subs:
+            self.stats.unrouted += 1
+            client.ack(message)
+            return None
+        self.stats.routed += 1
+        pending: list[tuple[_Subscription, Awaitable[None]]] = []
+        later: list[tuple[_Subscription, Pending]] = []
+        failed = False
+        for sub in subs:
+            try:
+                result = sub.callback(message)
+            except Redeliver:
+                failed = True
                 continue
-            self.stats.routed += 1
-            pending: list[tuple[_Subscription, Awaitable[None]]] = []
-            later: list[tuple[_Subscription, Pending]] = []
-            failed = False
-            for sub in subs:
-                try:
-                    result = sub.callback(message)
-                except Redeliver:
-                    failed = True
-                    continue
-                except Exception as exc:
-                    self._callback_failed(sub, message, exc)
-                    continue
-                if result is None:
-                    continue
-                if isinstance(result, Pending):
-                    later.append((sub, result))
-                elif inspect.isawaitable(result):
-                    pending.append((sub, result))
-            if not pending and not later:
-                self._finish(client, message, failed)
+            except Exception as exc:
+                self._callback_failed(sub, message, exc)
                 continue
-            try:  # no scheduler pass per message while there is room (the usual case)
-                self._limit.acquire_nowait()
-            except trio.WouldBlock:
-                await self._limit.acquire()
-            if pending:
-                pending += [(sub, p.wait()) for sub, p in later]
-                assert self._nursery is not None
-                self._nursery.start_soon(self._complete, client, message, pending, failed)
-            else:
-                self._settle_later(client, message, later, failed)
+            if result is None:
+                continue
+            if isinstance(result, Pending):
+                later.append((sub, result))
+            elif inspect.isawaitable(result):
+                pending.append((sub, result))
+        if not pending and not later:
+            self._finish(client, message, failed)
+            return None
+        return pending, later, failed
+
+    def _carry_on(
+        self,
+        client: MqttClient,
+        message: MqttMessage,
+        pending: list[tuple[_Subscription, Awaitable[None]]],
+        later: list[tuple[_Subscription, Pending]],
+        failed: bool,
+    ) -> None:
+        """Wait for what the callbacks left (a slot is held for it)."""
+        if pending:
+            pending += [(sub, p.wait()) for sub, p in later]
+            assert self._nursery is not None
+            self._nursery.start_soon(self._complete, client, message, pending, failed)
+        else:
+            self._settle_later(client, message, later, failed)
 
     def _settle_later(
         self,
