@@ -98,25 +98,6 @@ def start(http: httpx.Client, name: str, workflow_input: dict[str, Any], **extra
     return resp.text
 
 
-def search_ids(
-    http: httpx.Client, query: str, wanted: list[str], timeout_s: float = 20.0
-) -> list[str]:
-    """The ids a search for `query` finds, polled (bounded) until they are `wanted`.
-
-    A search reads the journal; GET /api/workflow/{id} reads the engine, which shows an
-    execution the engine started itself (a sub-workflow) before the batch that started it
-    is committed: a search right after seeing it there can run ahead of that commit.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        resp = http.get("/api/workflow/search", params={"query": query})
-        assert resp.status_code == 200, resp.text
-        found = [r["workflowId"] for r in resp.json()["results"]]
-        if found == wanted or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.02)
-
-
 def wait_status(
     http: httpx.Client, ids: list[str], wanted: set[str], timeout_s: float = 20.0
 ) -> None:
