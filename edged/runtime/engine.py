@@ -21,7 +21,16 @@ are finished strictly in order, each only once it is durable.  So the
 decider (Trio thread) and SQLite (writer thread) work at the same time.
 Every batch of one pipeline belongs to a journal *chain*: if one fails, the
 writer refuses every later batch of the chain unapplied, because they were
-decided on top of state that never became durable.
+decided on top of state that never became durable.  Reads shown to clients
+(`committed_workflow`, behind GET /api/workflow/{id}) therefore wait for the
+batches on their way that touched the execution, or read the journal's copy:
+the in-memory state runs ahead of what a power loss would keep.
+
+Scheduler passes: on an idle daemon every pass of Trio's loop is an epoll_wait
+and its bookkeeping, so the owner runs twice per batch (decide and queue the
+commit; settle it) and yields in between only when more work is ready; a
+lingering ack moves the deadline of the owner's sleep instead of waking it; a
+settled batch's writes leave from the owner's step (`write_batchers`).
 
 Failure: if a commit fails (disk full, I/O error) nothing of that batch and
 of the batches behind it happened.  The owner waits until each has its
