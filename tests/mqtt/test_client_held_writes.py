@@ -10,19 +10,10 @@ import trio.testing
 
 from edged_mqtt.client import open_mqtt_client
 from tests.mqtt.conftest import Broker
-
-
-class WriterSteps(trio.abc.Instrument):
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task.name.endswith("MqttClient._write_loop"):
-            self.steps += 1
+from tests.task_steps import counting_steps
 
 
 async def test_held_writes_leave_on_release_without_the_writer_task(broker: Broker) -> None:
-    counter = WriterSteps()
     async with (
         open_mqtt_client(broker.settings(client_id="held-sub")) as sub,
         open_mqtt_client(broker.settings(client_id="held-pub")) as pub,
@@ -33,8 +24,7 @@ async def test_held_writes_leave_on_release_without_the_writer_task(broker: Brok
             warm = await sub.receive()
             sub.ack(warm)
             await trio.testing.wait_all_tasks_blocked()
-            trio.lowlevel.add_instrument(counter)
-            try:
+            with counting_steps("MqttClient._write_loop") as counter:
                 pub.hold_writes()
                 for i in range(5):
                     pub.publish_then_nowait(
@@ -53,8 +43,6 @@ async def test_held_writes_leave_on_release_without_the_writer_task(broker: Brok
                     got.append(int(message.payload))
                 assert got == [0, 1, 2, 3, 4]
                 assert counter.steps == 0  # the releasing task sent them itself
-            finally:
-                trio.lowlevel.remove_instrument(counter)
 
 
 async def test_release_hands_over_to_a_busy_writer(broker: Broker) -> None:

@@ -69,29 +69,37 @@ async def with_engine(tmp_path: Path, writer: Writer, body: Any) -> None:
             nursery.cancel_scope.cancel()
 
 
+async def read_across_the_commit(engine: Engine, writer: Writer, then: str) -> tuple[str, str]:
+    """Decide a change (terminate a waiting execution) with its commit held, read it the way
+    GET /api/workflow/{id} does, then let the commit `then` ("pass" or "fail"): the
+    execution's id and the status the read answered with, which it cannot have before."""
+    wid = await started(engine)
+    writer.mode = "hold"
+    engine.post(Op(wid, ev.TerminateRequested(at_ms=now_ms(), reason="stop")))
+    await trio.to_thread.run_sync(writer.holding.wait, 10)
+    # decided (the engine's own view has it), not durable
+    assert (await engine.workflow(wid)).status.value == "TERMINATED"
+    seen: list[str] = []
+
+    async def read() -> None:
+        doc = await EngineService(engine).get_workflow(wid, include_tasks=True)
+        seen.append(doc["status"])
+
+    async with trio.open_nursery() as readers:
+        readers.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == []  # the commit is held: the read cannot have an answer yet
+        writer.mode = then
+        writer.release.set()
+    return wid, seen[0]
+
+
 async def test_a_read_waits_for_the_commit_of_a_decided_change(tmp_path: Path) -> None:
     writer = Writer()
 
     async def body(engine: Engine) -> None:
-        wid = await started(engine)
-        writer.mode = "hold"
-        engine.post(Op(wid, ev.TerminateRequested(at_ms=now_ms(), reason="stop")))
-        await trio.to_thread.run_sync(writer.holding.wait, 10)
-        # decided (the engine's own view has it), not durable
-        assert (await engine.workflow(wid)).status.value == "TERMINATED"
-        seen: list[str] = []
-
-        async def read() -> None:  # what GET /api/workflow/{id} answers with
-            doc = await EngineService(engine).get_workflow(wid, include_tasks=True)
-            seen.append(doc["status"])
-
-        async with trio.open_nursery() as readers:
-            readers.start_soon(read)
-            await trio.testing.wait_all_tasks_blocked()
-            assert seen == []  # the commit is held: the read cannot have an answer yet
-            writer.mode = "pass"
-            writer.release.set()
-        assert seen == ["TERMINATED"]
+        _, status = await read_across_the_commit(engine, writer, "pass")
+        assert status == "TERMINATED"
 
     await with_engine(tmp_path, writer, body)
 
@@ -100,23 +108,9 @@ async def test_a_read_never_shows_a_change_whose_commit_failed(tmp_path: Path) -
     writer = Writer()
 
     async def body(engine: Engine) -> None:
-        wid = await started(engine)
-        writer.mode = "hold"
-        engine.post(Op(wid, ev.TerminateRequested(at_ms=now_ms(), reason="stop")))
-        await trio.to_thread.run_sync(writer.holding.wait, 10)
-        assert (await engine.workflow(wid)).status.value == "TERMINATED"
-        seen: list[str] = []
-
-        async def read() -> None:
-            seen.append((await engine.committed_workflow(wid)).status.value)
-
-        async with trio.open_nursery() as readers:
-            readers.start_soon(read)
-            await trio.testing.wait_all_tasks_blocked()
-            writer.mode = "fail"
-            writer.release.set()
-        # the read answered before the 30 s retry pause, with the journal's state
-        assert seen == ["RUNNING"]
+        wid, status = await read_across_the_commit(engine, writer, "fail")
+        # answered before the 30 s retry pause, with the journal's state
+        assert status == "RUNNING"
         assert (await engine.workflow(wid)).status.value == "RUNNING"
         assert engine.stats.commit_failures == 1
 

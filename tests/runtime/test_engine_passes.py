@@ -17,15 +17,7 @@ from edged.handlers import HandlerRegistry
 from edged.journal import open_journal
 from edged.runtime.engine import Op, new_workflow
 from edged.runtime.registry import DefinitionRegistry
-
-
-class OwnerSteps(trio.abc.Instrument):
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task.name.endswith("Engine.run"):
-            self.steps += 1
+from tests.task_steps import counting_steps
 
 
 async def test_an_op_costs_the_owner_two_steps_and_an_ack_none(tmp_path: Path) -> None:
@@ -33,9 +25,7 @@ async def test_an_op_costs_the_owner_two_steps_and_an_ack_none(tmp_path: Path) -
     registry = DefinitionRegistry()
     registry.put_workflow(emit)
     registry.put_workflow(noop)
-    counter = OwnerSteps()
-    trio.lowlevel.add_instrument(counter)
-    try:
+    with counting_steps("Engine.run") as counter:
         async with open_journal(tmp_path / "journal.db") as journal:
             engine = build_engine(
                 journal, registry, Config(data_dir=tmp_path), handler_registry=HandlerRegistry()
@@ -74,5 +64,3 @@ async def test_an_op_costs_the_owner_two_steps_and_an_ack_none(tmp_path: Path) -
                     assert engine.stats.batches == batches + 1
                     assert await journal.load_outbox() == []
                 nursery.cancel_scope.cancel()
-    finally:
-        trio.lowlevel.remove_instrument(counter)
