@@ -49,3 +49,25 @@ async def test_slow_steps_shrink_to_one_execution(tmp_path: Path) -> None:
 async def test_the_first_step_is_never_above_the_cap(tmp_path: Path) -> None:
     settings = JournalSettings(retention_max_age_ms=0, prune_chunk_executions=3, prune_step_ms=1e6)
     assert await _prune_steps(tmp_path, settings, 9) == 4  # 3 + 3 + 3, then an empty step
+
+
+async def test_prune_steps_skip_the_fsync_and_commits_keep_it(tmp_path: Path) -> None:
+    """A prune step commits with synchronous=NORMAL (no fsync: the next commit's covers it);
+    every commit of work, before and after a prune, with FULL. Read inside each transaction
+    at the writer's before_commit fault point."""
+    seen: list[int] = []
+    conn: list[object] = []
+
+    def before_commit() -> None:
+        seen.append(conn[0].execute("PRAGMA synchronous").fetchone()[0])  # type: ignore[attr-defined]
+
+    settings = JournalSettings(retention_max_age_ms=0, prune_chunk_executions=4, prune_step_ms=1e6)
+    faults = {"before_commit": before_commit}
+    with trio.fail_after(30):
+        async with open_journal(tmp_path / "j.db", settings=settings, fault_points=faults) as j:
+            conn.append(j._writer._conn)
+            await j.commit(_finished(10))
+            assert await j.prune(now_ms=10_000) == 10
+            await j.commit(_finished(1))
+    full, normal = 2, 1
+    assert seen == [full, normal, normal, normal, full]  # 4 + 4 + 2
