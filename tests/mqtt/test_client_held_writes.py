@@ -5,20 +5,30 @@ the writer is busy, releasing hands the bytes to it as before."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import trio
 import trio.testing
 
-from edged_mqtt.client import open_mqtt_client
+from edged_mqtt.client import MqttClient, open_mqtt_client
 from tests.mqtt.conftest import Broker
 from tests.task_steps import counting_steps
 
 
-async def test_held_writes_leave_on_release_without_the_writer_task(broker: Broker) -> None:
+@asynccontextmanager
+async def _pair(broker: Broker, name: str) -> AsyncIterator[tuple[MqttClient, MqttClient]]:
+    """A subscriber to `name`/# and a publisher."""
     async with (
-        open_mqtt_client(broker.settings(client_id="held-sub")) as sub,
-        open_mqtt_client(broker.settings(client_id="held-pub")) as pub,
+        open_mqtt_client(broker.settings(client_id=f"{name}-sub")) as sub,
+        open_mqtt_client(broker.settings(client_id=f"{name}-pub")) as pub,
     ):
-        await sub.subscribe("held/#", 1)
+        await sub.subscribe(f"{name}/#", 1)
+        yield sub, pub
+
+
+async def test_held_writes_leave_on_release_without_the_writer_task(broker: Broker) -> None:
+    async with _pair(broker, "held") as (sub, pub):
         with trio.fail_after(10):
             await pub.publish("held/warm", b"w", 1)  # connected, first packets out of the way
             warm = await sub.receive()
@@ -46,11 +56,7 @@ async def test_held_writes_leave_on_release_without_the_writer_task(broker: Brok
 
 
 async def test_release_hands_over_to_a_busy_writer(broker: Broker) -> None:
-    async with (
-        open_mqtt_client(broker.settings(client_id="busy-sub")) as sub,
-        open_mqtt_client(broker.settings(client_id="busy-pub")) as pub,
-    ):
-        await sub.subscribe("busy/#", 1)
+    async with _pair(broker, "busy") as (sub, pub):
         with trio.fail_after(10):
             # a publish wakes the writer (not held); a held one released before the writer
             # has run must leave after it, through the writer
