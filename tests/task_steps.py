@@ -10,21 +10,28 @@ import trio
 
 
 class TaskSteps(trio.abc.Instrument):
-    """How many steps the tasks whose name ends with `suffix` took (reset `steps` freely)."""
+    """How many steps the tasks whose name ends with `suffix` took (reset `steps` freely);
+    with `owner`, only those of its methods (two clients' writer tasks share a name)."""
 
-    def __init__(self, suffix: str) -> None:
+    def __init__(self, suffix: str, owner: object = None) -> None:
         self.suffix = suffix
+        self.owner = owner
         self.steps = 0
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task.name.endswith(self.suffix):
+        if task.name.endswith(self.suffix) and (self.owner is None or _self_of(task) is self.owner):
             self.steps += 1
 
 
+def _self_of(task: trio.lowlevel.Task) -> object:
+    frame = getattr(task.coro, "cr_frame", None)
+    return None if frame is None else frame.f_locals.get("self")
+
+
 @contextmanager
-def counting_steps(suffix: str) -> Iterator[TaskSteps]:
+def counting_steps(suffix: str, owner: object = None) -> Iterator[TaskSteps]:
     """A `TaskSteps` installed in the running Trio loop for the block."""
-    counter = TaskSteps(suffix)
+    counter = TaskSteps(suffix, owner)
     trio.lowlevel.add_instrument(counter)
     try:
         yield counter

@@ -24,6 +24,7 @@ async def _pair(broker: Broker, name: str) -> AsyncIterator[tuple[MqttClient, Mq
         open_mqtt_client(broker.settings(client_id=f"{name}-pub")) as pub,
     ):
         await sub.subscribe(f"{name}/#", 1)
+        await pub.wait_connected()  # publish_then_nowait refuses (WouldBlock) until then
         yield sub, pub
 
 
@@ -34,7 +35,7 @@ async def test_held_writes_leave_on_release_without_the_writer_task(broker: Brok
             warm = await sub.receive()
             sub.ack(warm)
             await trio.testing.wait_all_tasks_blocked()
-            with counting_steps("MqttClient._write_loop") as counter:
+            with counting_steps("MqttClient._write_loop", owner=pub) as counter:
                 pub.hold_writes()
                 for i in range(5):
                     pub.publish_then_nowait(
