@@ -179,11 +179,34 @@ def run_edged(
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{api}/health", timeout=1) as resp:
                 if resp.status == 200:
+                    proc.api_port = api  # type: ignore[attr-defined]  # for pruned_so_far()
                     return proc
         except OSError:
             time.sleep(0.05)
     stop(proc)
     raise RuntimeError((work / "edged.log").read_text()[-2000:])
+
+
+def pruned_so_far(proc: subprocess.Popen[bytes]) -> int | None:
+    """Executions the daemon's retention has removed so far (/metrics), None if unknown.
+
+    With the default retention (10,000 finished executions) the once-a-minute prune can
+    fall inside a phase and remove thousands, which shows in that phase's p99.
+    """
+    api = getattr(proc, "api_port", None)
+    if api is None:
+        return None
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("edged_journal_executions_pruned_total "):
+            return int(float(line.split()[1]))
+    return None
 
 
 def python_work_us() -> float:
@@ -209,6 +232,19 @@ def cpu_ratios(results: list[dict[str, Any]]) -> dict[str, float]:
     return ratios
 
 
+def phase(
+    proc: subprocess.Popen[bytes], port: int, rate: int, n: int, label: str
+) -> dict[str, Any]:
+    """One load generator run against `proc`; for edged, with the executions its retention
+    pruned meanwhile (`executions_pruned`)."""
+    before = pruned_so_far(proc)
+    res = loadgen(port, rate, n, proc.pid, label)
+    after = pruned_so_far(proc)
+    if before is not None and after is not None:
+        res["executions_pruned"] = after - before
+    return res
+
+
 def measure(system: str, work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     broker, port = start_broker(work)
     results: list[dict[str, Any]] = []
@@ -223,12 +259,12 @@ def measure(system: str, work: Path, args: argparse.Namespace) -> list[dict[str,
         try:
             idle = rss_kib(proc.pid)
             for rate in args.rates:
-                res = loadgen(port, rate, args.n, proc.pid, f"{system}-rate{rate}")
+                res = phase(proc, port, rate, args.n, f"{system}-rate{rate}")
                 print(json.dumps(res), flush=True)
                 results.append(res)
             best = None
             for rate in args.max_rates:
-                res = loadgen(port, rate, args.n, proc.pid, f"{system}-max{rate}")
+                res = phase(proc, port, rate, args.n, f"{system}-max{rate}")
                 print(json.dumps(res), flush=True)
                 results.append(res)
                 ok = res["lost"] == 0 and res["throughput_msgs_s"] >= 0.95 * rate

@@ -123,6 +123,9 @@ class Telemetry:
             buckets=_GROUP_BOUNDS,
         )
         self.rows_written = r.counter("edged_journal_rows_written_total", "journal rows written")
+        self.executions_pruned = r.counter(
+            "edged_journal_executions_pruned_total", "finished executions removed by retention"
+        )
         self.commit_errors = r.counter(
             "edged_journal_commit_failures_total", "batches whose journal commit failed"
         )
@@ -252,6 +255,7 @@ class Telemetry:
             groups[min(k, len(groups) - 1)] += n
         self.commit_group.labels().load(groups, js.batches_committed)
         self.rows_written.set(js.rows_written)
+        self.executions_pruned.set(js.executions_pruned)
         self.commit_errors.set(js.failures)
         self.journal_queue.set(js.queue_depth)
         self.journal_bytes.set(js.bytes_on_disk)
