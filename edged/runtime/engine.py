@@ -540,9 +540,6 @@ class Engine:
     def _finish(self, flight: _Flight) -> None:
         """The batch is durable: carry out its commands, answer its callers."""
         batchers = self.write_batchers
-        if not batchers:
-            self._carry_out_batch(flight)
-            return
         for batcher in batchers:
             batcher.hold_writes()
         try:
@@ -911,20 +908,20 @@ class Engine:
         (a commit, a few ms); should newer batches have changed it again meanwhile (a
         busy execution), it answers with the journal's copy rather than wait on.
         """
-        for _ in range(2):
+        for waits in range(3):
             pending = [f for f in self._inflight if workflow_id in f.touched]
             if not pending:
                 return await self.workflow(workflow_id)
+            if waits == 2:
+                break
             last = pending[-1]
             if last.gone is None:
                 last.gone = trio.Event()
             await last.gone.wait()
-        if any(workflow_id in f.touched for f in self._inflight):
-            wf = await self._load(workflow_id)
-            if wf is None:
-                raise NotFound(f"No such workflow: {workflow_id}")
-            return wf
-        return await self.workflow(workflow_id)
+        wf = await self._load(workflow_id)
+        if wf is None:
+            raise NotFound(f"No such workflow: {workflow_id}")
+        return wf
 
     async def workflow(self, workflow_id: str) -> Workflow:
         """The execution as the engine has it now, decided changes included (see
