@@ -28,6 +28,16 @@ async def _pair(broker: Broker, name: str) -> AsyncIterator[tuple[MqttClient, Mq
         yield sub, pub
 
 
+async def _received(sub: MqttClient, n: int) -> list[int]:
+    """The next `n` messages' integer payloads, each acknowledged."""
+    got = []
+    for _ in range(n):
+        message = await sub.receive()
+        sub.ack(message)
+        got.append(int(message.payload))
+    return got
+
+
 async def test_held_writes_leave_on_release_without_the_writer_task(broker: Broker) -> None:
     async with _pair(broker, "held") as (sub, pub):
         with trio.fail_after(10):
@@ -47,12 +57,7 @@ async def test_held_writes_leave_on_release_without_the_writer_task(broker: Brok
                     await sub.receive()
                     raise AssertionError("a held publish reached the broker before release")
                 pub.release_writes()
-                got = []
-                for _ in range(5):
-                    message = await sub.receive()
-                    sub.ack(message)
-                    got.append(int(message.payload))
-                assert got == [0, 1, 2, 3, 4]
+                assert await _received(sub, 5) == [0, 1, 2, 3, 4]
                 assert counter.steps == 0  # the releasing task sent them itself
 
 
@@ -65,9 +70,4 @@ async def test_release_hands_over_to_a_busy_writer(broker: Broker) -> None:
             pub.hold_writes()
             pub.publish_then_nowait("busy/x", b"1", 1, False, None, lambda e: None)
             pub.release_writes()
-            got = []
-            for _ in range(2):
-                message = await sub.receive()
-                sub.ack(message)
-                got.append(int(message.payload))
-            assert got == [0, 1]
+            assert await _received(sub, 2) == [0, 1]

@@ -5,6 +5,8 @@ own once `ack_linger_s` has passed. A real engine on a real journal file."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from edged.config import Config
 from edged.core.commands import PublishEvent
 from edged.daemon import build_engine
 from edged.handlers import HandlerRegistry
-from edged.journal import open_journal
+from edged.journal import Journal, open_journal
 from edged.runtime.engine import Engine, Op, new_workflow
 from edged.runtime.registry import DefinitionRegistry
 
@@ -52,6 +54,29 @@ def definitions() -> tuple[dict[str, Any], dict[str, Any]]:
     return emit, noop
 
 
+@asynccontextmanager
+async def running_engine(
+    tmp_path: Path, **settings: Any
+) -> AsyncIterator[tuple[Engine, Journal, HoldingSink]]:
+    """A running engine on a journal file with `definitions()` registered, its "hold" sink a
+    HoldingSink and `settings` (EngineSettings fields) applied; stopped after the block."""
+    registry = DefinitionRegistry()
+    for definition in definitions():
+        registry.put_workflow(definition)
+    async with open_journal(tmp_path / "journal.db") as journal:
+        engine = build_engine(
+            journal, registry, Config(data_dir=tmp_path), handler_registry=HandlerRegistry()
+        )
+        for name, value in settings.items():
+            setattr(engine.settings, name, value)
+        sink = HoldingSink()
+        engine.sinks["hold"] = sink
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            yield engine, journal, sink
+            nursery.cancel_scope.cancel()
+
+
 async def start(engine: Engine, definition: dict[str, Any]) -> str:
     wid = str(uuid.uuid4())
     await engine.submit(Op(wid, create=new_workflow(definition, workflow_id=wid, input={})))
@@ -62,72 +87,49 @@ async def test_an_ack_rides_on_the_next_batch_or_commits_after_the_linger(
     tmp_path: Path,
 ) -> None:
     emit, noop = definitions()
-    registry = DefinitionRegistry()
-    registry.put_workflow(emit)
-    registry.put_workflow(noop)
-    async with open_journal(tmp_path / "journal.db") as journal:
-        engine = build_engine(
-            journal, registry, Config(data_dir=tmp_path), handler_registry=HandlerRegistry()
-        )
-        engine.settings.ack_linger_s = 0.3
-        sink = HoldingSink()
-        engine.sinks["hold"] = sink
-        async with trio.open_nursery() as nursery:
-            await nursery.start(engine.run)
-            with trio.fail_after(10):
-                first = await start(engine, emit)
-                await sink.arrived.wait()
-                assert len(await journal.load_outbox()) == 1
-                # delivered: the acknowledgement lingers, nothing is committed for it alone
-                batches = engine.stats.batches
-                engine.post(Op(first, ack=sink.held[0][1]))
-                await trio.sleep(0.1)
-                assert engine.stats.batches == batches
-                assert len(await journal.load_outbox()) == 1
-                assert engine.busy()  # a shutdown waits for it
-                # the next batch carries it: one commit for the start and the ack
-                await start(engine, noop)
-                assert engine.stats.batches == batches + 1
-                assert await journal.load_outbox() == []
-                # alone, it commits once the linger is over
-                sink.arrived = trio.Event()
-                await start(engine, emit)
-                await sink.arrived.wait()
-                batches = engine.stats.batches
-                began = trio.current_time()
-                engine.post(Op(first, ack=sink.held[1][1]))
-                while await journal.load_outbox():  # noqa: ASYNC110 - polls the journal file
-                    await trio.sleep(0.02)
-                waited = trio.current_time() - began
-                assert 0.25 <= waited < 2.0
-                # the journal file shows the commit before the owner has settled it
-                while engine.busy():  # noqa: ASYNC110 - bounded by fail_after above
-                    await trio.sleep(0.01)
-                assert engine.stats.batches == batches + 1
-            nursery.cancel_scope.cancel()
+    async with running_engine(tmp_path, ack_linger_s=0.3) as (engine, journal, sink):
+        with trio.fail_after(10):
+            first = await start(engine, emit)
+            await sink.arrived.wait()
+            assert len(await journal.load_outbox()) == 1
+            # delivered: the acknowledgement lingers, nothing is committed for it alone
+            batches = engine.stats.batches
+            engine.post(Op(first, ack=sink.held[0][1]))
+            await trio.sleep(0.1)
+            assert engine.stats.batches == batches
+            assert len(await journal.load_outbox()) == 1
+            assert engine.busy()  # a shutdown waits for it
+            # the next batch carries it: one commit for the start and the ack
+            await start(engine, noop)
+            assert engine.stats.batches == batches + 1
+            assert await journal.load_outbox() == []
+            # alone, it commits once the linger is over
+            sink.arrived = trio.Event()
+            await start(engine, emit)
+            await sink.arrived.wait()
+            batches = engine.stats.batches
+            began = trio.current_time()
+            engine.post(Op(first, ack=sink.held[1][1]))
+            while await journal.load_outbox():  # noqa: ASYNC110 - polls the journal file
+                await trio.sleep(0.02)
+            waited = trio.current_time() - began
+            assert 0.25 <= waited < 2.0
+            # the journal file shows the commit before the owner has settled it
+            while engine.busy():  # noqa: ASYNC110 - bounded by fail_after above
+                await trio.sleep(0.01)
+            assert engine.stats.batches == batches + 1
 
 
 async def test_a_full_linger_commits_at_once(tmp_path: Path) -> None:
     emit, _ = definitions()
-    registry = DefinitionRegistry()
-    registry.put_workflow(emit)
-    async with open_journal(tmp_path / "journal.db") as journal:
-        engine = build_engine(
-            journal, registry, Config(data_dir=tmp_path), handler_registry=HandlerRegistry()
-        )
-        engine.settings.ack_linger_s = 60.0
-        engine.settings.ack_linger_max = 3
-        sink = HoldingSink()
-        engine.sinks["hold"] = sink
-        async with trio.open_nursery() as nursery:
-            await nursery.start(engine.run)
-            with trio.fail_after(10):
-                ids = [await start(engine, emit) for _ in range(3)]
-                while len(sink.held) < 3:
-                    await sink.arrived.wait()
-                    sink.arrived = trio.Event()
-                for wid, (_, outbox_id) in zip(ids, sink.held, strict=True):
-                    engine.post(Op(wid, ack=outbox_id))
-                while await journal.load_outbox():  # noqa: ASYNC110 - polls the journal file
-                    await trio.sleep(0.02)
-            nursery.cancel_scope.cancel()
+    limits = {"ack_linger_s": 60.0, "ack_linger_max": 3}
+    async with running_engine(tmp_path, **limits) as (engine, journal, sink):
+        with trio.fail_after(10):
+            ids = [await start(engine, emit) for _ in range(3)]
+            while len(sink.held) < 3:
+                await sink.arrived.wait()
+                sink.arrived = trio.Event()
+            for wid, (_, outbox_id) in zip(ids, sink.held, strict=True):
+                engine.post(Op(wid, ack=outbox_id))
+            while await journal.load_outbox():  # noqa: ASYNC110 - polls the journal file
+                await trio.sleep(0.02)
