@@ -3,12 +3,15 @@ arrives while a step runs waits for it, so a step should be short on any machine
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import trio
 from journal_builders import execution
 
 from edged.journal import Batch, JournalSettings, open_journal
+from edged.journal.writer import WriterThread
 
 
 def _finished(count: int) -> Batch:
@@ -71,3 +74,57 @@ async def test_prune_steps_skip_the_fsync_and_commits_keep_it(tmp_path: Path) ->
             await j.commit(_finished(1))
     full, normal = 2, 1
     assert seen == [full, normal, normal, normal, full]  # 4 + 4 + 2
+
+
+async def test_a_prune_rests_three_times_each_step_before_the_next(tmp_path: Path) -> None:
+    """After a step of t ms the next one starts no sooner than 3t later: while it runs, a
+    prune takes at most a quarter of the writer's time (a big one at a steady 1,000
+    messages/s otherwise took the writer's core for seconds)."""
+    ended: list[tuple[float, float]] = []  # per step: monotonic after its COMMIT, its ms
+    writing: list[float] = []  # per step: monotonic after its statements, before COMMIT
+    writer: list[WriterThread] = []
+
+    def after_commit() -> None:
+        ended.append((time.monotonic(), writer[0].stats.last_commit_ms))
+
+    faults = {
+        "before_commit": lambda: writing.append(time.monotonic()),
+        "after_commit": after_commit,
+    }
+    settings = JournalSettings(retention_max_age_ms=0, prune_chunk_executions=16, prune_step_ms=1e6)
+    with trio.fail_after(60):
+        async with open_journal(tmp_path / "j.db", settings=settings, fault_points=faults) as j:
+            writer.append(j._writer)
+            await j.commit(_finished(200))
+            ended.clear()
+            writing.clear()
+            assert await j.prune(now_ms=10_000) == 200
+    assert len(ended) == len(writing) >= 13  # 16 + 16 + ... (the first step 16: the cap)
+    for (end, step_ms), next_writing in zip(ended, writing[1:], strict=False):
+        assert next_writing - end >= 3 * step_ms / 1000
+
+
+async def test_a_commit_queued_while_a_prune_rests_is_written_at_once(tmp_path: Path) -> None:
+    settings = JournalSettings(retention_max_age_ms=0, prune_chunk_executions=8, prune_step_ms=1e6)
+    stepped = threading.Event()  # set by the writer after each transaction once pruning
+    pruning: list[bool] = []
+    faults = {"after_commit": lambda: pruning and stepped.set()}
+    pruned: list[int] = []
+    with trio.fail_after(60):
+        async with open_journal(tmp_path / "j.db", settings=settings, fault_points=faults) as j:
+            await j.commit(_finished(400))
+
+            async def prune() -> None:
+                pruned.append(await j.prune(now_ms=10_000))
+
+            async with trio.open_nursery() as nursery:
+                pruning.append(True)
+                nursery.start_soon(prune)
+                await trio.to_thread.run_sync(stepped.wait)
+                await j.commit(Batch(executions=[execution("still-running")]))
+                assert not pruned, "the commit waited for the whole prune"
+                assert j.statistics().executions_pruned < 400
+            assert pruned == [400]
+            assert [row.workflow_id for row in await j.find_executions(limit=10)] == [
+                "still-running"
+            ]
