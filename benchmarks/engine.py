@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from bench_http import percentile
 
 from edged.config import Config
 from edged.daemon import build_engine, tune_gc
@@ -186,11 +187,6 @@ async def closed_loop(
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def paced(
     engine: Engine, definition: dict[str, Any], rate_per_s: float, seconds: float
 ) -> dict[str, Any]:
@@ -211,9 +207,9 @@ async def paced(
         "samples": len(gaps),
         "achieved_completions_per_s": round(count * TASKS_PER_WORKFLOW / wall_s),
         "cpu_us_per_completion": round(cpu_s / (count * TASKS_PER_WORKFLOW) * 1e6, 1),
-        "p50_ms": round(_percentile(gaps, 0.50), 3),
-        "p90_ms": round(_percentile(gaps, 0.90), 3),
-        "p99_ms": round(_percentile(gaps, 0.99), 3),
+        "p50_ms": round(percentile(gaps, 0.50), 3),
+        "p90_ms": round(percentile(gaps, 0.90), 3),
+        "p99_ms": round(percentile(gaps, 0.99), 3),
         "max_ms": round(max(gaps), 3),
     }
 

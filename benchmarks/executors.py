@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from bench_http import percentile
 
 import edged.executors.http_task  # registers HTTP
 from edged.executors.command import CommandSpec, run_command
@@ -66,8 +67,7 @@ def ctx(n: int, task_input: dict[str, Any]) -> TaskContext:
 
 
 def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 2)
+    return round(percentile(values, p) * 1000, 2)
 
 
 async def measure(

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from bench_http import percentile
 from mqtt_echo import loadgen, pruned_so_far, run_edged, start_broker, stop
 
 
 def quantile(values: list[float], q: float) -> float | None:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 2) if ordered else None
+    return round(percentile(values, q), 2) if values else None
 
 
 class ReplyClock:

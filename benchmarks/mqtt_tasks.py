@@ -59,6 +59,7 @@ from typing import Any
 import httpx
 import trio
 import yaml
+from bench_http import percentile
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -103,8 +104,7 @@ def cpu_s(pid: int, which: str = "both") -> float:
 
 
 def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+    return round(percentile(values, p), 2)
 
 
 DONE = {"bench_request": 0, "bench_keptn": 0}  # answers sent by the responder / the worker
