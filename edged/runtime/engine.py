@@ -527,8 +527,7 @@ class Engine:
         error = head.error or (head.done.error if head.done is not None else None)
         if error is None:
             self._finish(head)
-            if head.gone is not None:
-                head.gone.set()
+            _gone([head])
             return
         doomed = [head, *self._inflight]
         self._inflight.clear()
